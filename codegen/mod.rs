@@ -1,0 +1,202 @@
+//! The one place where the generated client is defined: the progenitor settings, the checks
+//! that run on the spec before progenitor sees it, and the rendering of the reviewed outputs.
+//!
+//! `build.rs`, the xtask and the snapshot test all include this file with `#[path]`, so the
+//! code that is compiled, the code that is reviewed and the code that is checked in CI come
+//! from the same settings and cannot disagree. It is included rather than published as a crate
+//! so that the packaged `comm100` crate builds on its own.
+
+#![allow(dead_code)] // Each includer uses a different part.
+
+pub mod surface;
+
+use std::fmt;
+use std::path::Path;
+
+use openapiv3::{OpenAPI, ReferenceOr, StatusCode};
+use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle};
+
+/// The spec, relative to the workspace root.
+pub const SPEC_PATH: &str = "openapi/comm100.yaml";
+/// The reviewed snapshots, relative to the workspace root. The snapshot test (`tests/generated.rs`)
+/// names its snapshots `generated__<name>.snap` in this directory, as insta does.
+pub const SNAPSHOT_DIR: &str = "tests/snapshots";
+/// The reviewed snapshots, in the order a reviewer should read their diffs.
+pub const SNAPSHOTS: [&str; 2] = ["api_surface", "code"];
+
+/// The progenitor settings. Changing any of these changes the public API of the crate.
+pub fn settings() -> GenerationSettings {
+    let mut settings = GenerationSettings::default();
+    settings
+        .with_interface(InterfaceStyle::Builder)
+        .with_tag(TagStyle::Separate)
+        .with_derive("schemars::JsonSchema")
+        // The hand-written layer (src/hooks.rs) supplies auth, retries and error normalisation
+        // through `impl ClientHooks<Inner> for Client`.
+        .with_inner_type(quote_path("crate::hooks::Inner"))
+        .with_hooks(HooksMode::Expected);
+    settings
+}
+
+fn quote_path(path: &str) -> proc_macro2::TokenStream {
+    path.parse().expect("a valid Rust path")
+}
+
+/// Why a spec could not become a client. Each variant names what to fix.
+#[derive(Debug)]
+pub enum CodegenError {
+    /// The file could not be read or is not YAML/OpenAPI.
+    Parse(String),
+    /// The spec breaks rules progenitor 0.15.1 relies on; one line each.
+    Rules(Vec<String>),
+    /// progenitor refused the spec, or panicked on it.
+    Progenitor(String),
+}
+
+impl fmt::Display for CodegenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodegenError::Parse(e) => write!(f, "{SPEC_PATH} is not a readable OpenAPI document: {e}"),
+            CodegenError::Rules(problems) => {
+                writeln!(f, "{SPEC_PATH} breaks rules the generator relies on:")?;
+                for p in problems {
+                    writeln!(f, "  - {p}")?;
+                }
+                Ok(())
+            }
+            CodegenError::Progenitor(e) => write!(f, "progenitor could not generate a client from {SPEC_PATH}: {e}"),
+        }
+    }
+}
+
+/// Parses the spec text.
+pub fn parse(text: &str) -> Result<OpenAPI, CodegenError> {
+    // Read the version first: a 3.1 file otherwise fails with an obscure parse error.
+    let raw: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| CodegenError::Parse(e.to_string()))?;
+    let version = raw.get("openapi").and_then(|v| v.as_str()).unwrap_or("(missing)");
+    if !version.starts_with("3.0.") {
+        return Err(CodegenError::Rules(vec![format!(
+            "`openapi: {version}`: progenitor 0.15.1 accepts only OpenAPI 3.0.x; write `openapi: 3.0.3`"
+        )]));
+    }
+    serde_yaml::from_value(raw).map_err(|e| CodegenError::Parse(e.to_string()))
+}
+
+/// The rules progenitor 0.15.1 enforces by panicking; checked here so that a bad spec fails the
+/// build with a sentence naming the operation instead of a backtrace from inside progenitor.
+pub fn check_rules(spec: &OpenAPI) -> Result<(), CodegenError> {
+    let mut problems = Vec::new();
+    for (path, method, op) in spec.operations() {
+        let name = op.operation_id.clone().unwrap_or_else(|| format!("{} {path}", method.to_uppercase()));
+        if op.operation_id.is_none() {
+            problems.push(format!("{name}: every operation needs an operationId (it names the builder method)"));
+        }
+        if op.responses.default.is_some() {
+            problems.push(format!(
+                "{name}: uses a `default` response; progenitor panics when an operation has two error body types. Declare `4XX` and `5XX` with the Error schema instead"
+            ));
+        }
+        let mut success = Vec::new();
+        let mut error = Vec::new();
+        for (code, response) in &op.responses.responses {
+            let body = response_body(spec, response);
+            let (is_success, label) = match code {
+                StatusCode::Code(c) => ((200..300).contains(c), c.to_string()),
+                StatusCode::Range(r) => (*r == 2, format!("{r}XX")),
+            };
+            let list = if is_success { &mut success } else { &mut error };
+            if !list.iter().any(|(_, b)| *b == body) {
+                list.push((label, body));
+            }
+        }
+        for (kind, list) in [("success", &success), ("error", &error)] {
+            let typed: Vec<_> = list.iter().filter(|(_, b)| b.is_some()).collect();
+            if typed.len() > 1 {
+                let codes: Vec<_> = typed.iter().map(|(c, _)| c.as_str()).collect();
+                problems.push(format!(
+                    "{name}: has {} different {kind} body types (responses {}); progenitor 0.15.1 allows one. Use one schema for all of them",
+                    typed.len(),
+                    codes.join(", ")
+                ));
+            }
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(CodegenError::Rules(problems)) }
+}
+
+/// A comparable description of a response body: the schema reference or inline schema text.
+fn response_body(spec: &OpenAPI, response: &ReferenceOr<openapiv3::Response>) -> Option<String> {
+    let response = match response {
+        ReferenceOr::Item(r) => r,
+        ReferenceOr::Reference { reference } => {
+            let name = reference.rsplit('/').next()?;
+            match spec.components.as_ref()?.responses.get(name)? {
+                ReferenceOr::Item(r) => r,
+                ReferenceOr::Reference { .. } => return Some(reference.clone()),
+            }
+        }
+    };
+    let media = response.content.values().next()?;
+    Some(match media.schema.as_ref()? {
+        ReferenceOr::Reference { reference } => reference.clone(),
+        ReferenceOr::Item(schema) => serde_yaml::to_string(schema).unwrap_or_default(),
+    })
+}
+
+/// Generates the client from spec text: rule checks, progenitor, then formatting.
+/// Returns the formatted Rust source that `src/lib.rs` includes.
+pub fn generate(text: &str) -> Result<String, CodegenError> {
+    let spec = parse(text)?;
+    check_rules(&spec)?;
+    // progenitor still panics on shapes the checks above do not know about. Catch it, and keep
+    // its message, so that the build fails with a sentence rather than a backtrace.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| {
+        let mut generator = Generator::new(&settings());
+        generator.generate_tokens(&spec)
+    });
+    std::panic::set_hook(previous);
+    let tokens = match result {
+        Ok(Ok(tokens)) => tokens,
+        Ok(Err(e)) => return Err(CodegenError::Progenitor(e.to_string())),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "(no message)".into());
+            return Err(CodegenError::Progenitor(format!("it panicked: {message}")));
+        }
+    };
+    let file: syn::File = syn::parse2(tokens).map_err(|e| CodegenError::Progenitor(e.to_string()))?;
+    Ok(prettyplease::unparse(&file))
+}
+
+/// Generates both reviewed outputs from the spec at `spec_path`: `(api_surface, code)`.
+pub fn reviewed_outputs(spec_path: &Path) -> Result<(String, String), CodegenError> {
+    let text = std::fs::read_to_string(spec_path)
+        .map_err(|e| CodegenError::Parse(format!("{}: {e}", spec_path.display())))?;
+    let code = generate(&text)?;
+    let spec = parse(&text)?;
+    let surface = surface::render(&spec, &code).map_err(CodegenError::Progenitor)?;
+    Ok((surface, code))
+}
+
+/// The text of an insta snapshot file holding `contents`, in the format `insta` reads.
+pub fn snapshot_file(name: &str, contents: &str) -> String {
+    format!(
+        "---\nsource: tests/generated.rs\nexpression: {name}\n---\n{}\n",
+        contents.trim_end()
+    )
+}
+
+/// The contents of an insta snapshot file, without its header.
+pub fn snapshot_contents(file: &str) -> &str {
+    // The header is `---\n...\n---\n`; the contents follow the second marker.
+    match file.strip_prefix("---\n").and_then(|rest| rest.find("\n---\n").map(|i| &rest[i + 5..])) {
+        Some(contents) => contents,
+        None => file,
+    }
+}
