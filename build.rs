@@ -21,7 +21,8 @@ fn main() {
         Ok(code) => code,
         Err(e) => fail(&e.to_string()),
     };
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("codegen.rs");
+    let out =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("codegen.rs");
     if let Err(e) = std::fs::write(&out, code) {
         fail(&format!("cannot write {}: {e}", out.display()));
     }

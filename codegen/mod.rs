@@ -56,7 +56,9 @@ pub enum CodegenError {
 impl fmt::Display for CodegenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CodegenError::Parse(e) => write!(f, "{SPEC_PATH} is not a readable OpenAPI document: {e}"),
+            CodegenError::Parse(e) => {
+                write!(f, "{SPEC_PATH} is not a readable OpenAPI document: {e}")
+            }
             CodegenError::Rules(problems) => {
                 writeln!(f, "{SPEC_PATH} breaks rules the generator relies on:")?;
                 for p in problems {
@@ -64,7 +66,10 @@ impl fmt::Display for CodegenError {
                 }
                 Ok(())
             }
-            CodegenError::Progenitor(e) => write!(f, "progenitor could not generate a client from {SPEC_PATH}: {e}"),
+            CodegenError::Progenitor(e) => write!(
+                f,
+                "progenitor could not generate a client from {SPEC_PATH}: {e}"
+            ),
         }
     }
 }
@@ -74,7 +79,10 @@ pub fn parse(text: &str) -> Result<OpenAPI, CodegenError> {
     // Read the version first: a 3.1 file otherwise fails with an obscure parse error.
     let raw: serde_yaml::Value =
         serde_yaml::from_str(text).map_err(|e| CodegenError::Parse(e.to_string()))?;
-    let version = raw.get("openapi").and_then(|v| v.as_str()).unwrap_or("(missing)");
+    let version = raw
+        .get("openapi")
+        .and_then(|v| v.as_str())
+        .unwrap_or("(missing)");
     if !version.starts_with("3.0.") {
         return Err(CodegenError::Rules(vec![format!(
             "`openapi: {version}`: progenitor 0.15.1 accepts only OpenAPI 3.0.x; write `openapi: 3.0.3`"
@@ -88,9 +96,14 @@ pub fn parse(text: &str) -> Result<OpenAPI, CodegenError> {
 pub fn check_rules(spec: &OpenAPI) -> Result<(), CodegenError> {
     let mut problems = Vec::new();
     for (path, method, op) in spec.operations() {
-        let name = op.operation_id.clone().unwrap_or_else(|| format!("{} {path}", method.to_uppercase()));
+        let name = op
+            .operation_id
+            .clone()
+            .unwrap_or_else(|| format!("{} {path}", method.to_uppercase()));
         if op.operation_id.is_none() {
-            problems.push(format!("{name}: every operation needs an operationId (it names the builder method)"));
+            problems.push(format!(
+                "{name}: every operation needs an operationId (it names the builder method)"
+            ));
         }
         if op.responses.default.is_some() {
             problems.push(format!(
@@ -122,7 +135,11 @@ pub fn check_rules(spec: &OpenAPI) -> Result<(), CodegenError> {
             }
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(CodegenError::Rules(problems)) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CodegenError::Rules(problems))
+    }
 }
 
 /// A comparable description of a response body: the schema reference or inline schema text.
@@ -151,13 +168,19 @@ pub fn generate(text: &str) -> Result<String, CodegenError> {
     check_rules(&spec)?;
     // progenitor still panics on shapes the checks above do not know about. Catch it, and keep
     // its message, so that the build fails with a sentence rather than a backtrace.
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(|| {
-        let mut generator = Generator::new(&settings());
-        generator.generate_tokens(&spec)
-    });
-    std::panic::set_hook(previous);
+    // The hook is process-wide: serialise the swap so concurrent callers (tests) restore it.
+    static HOOK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let result = {
+        let _guard = HOOK.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let result = std::panic::catch_unwind(|| {
+            let mut generator = Generator::new(&settings());
+            generator.generate_tokens(&spec)
+        });
+        std::panic::set_hook(previous);
+        result
+    };
     let tokens = match result {
         Ok(Ok(tokens)) => tokens,
         Ok(Err(e)) => return Err(CodegenError::Progenitor(e.to_string())),
@@ -170,7 +193,8 @@ pub fn generate(text: &str) -> Result<String, CodegenError> {
             return Err(CodegenError::Progenitor(format!("it panicked: {message}")));
         }
     };
-    let file: syn::File = syn::parse2(tokens).map_err(|e| CodegenError::Progenitor(e.to_string()))?;
+    let file: syn::File =
+        syn::parse2(tokens).map_err(|e| CodegenError::Progenitor(e.to_string()))?;
     Ok(prettyplease::unparse(&file))
 }
 
@@ -195,7 +219,10 @@ pub fn snapshot_file(name: &str, contents: &str) -> String {
 /// The contents of an insta snapshot file, without its header.
 pub fn snapshot_contents(file: &str) -> &str {
     // The header is `---\n...\n---\n`; the contents follow the second marker.
-    match file.strip_prefix("---\n").and_then(|rest| rest.find("\n---\n").map(|i| &rest[i + 5..])) {
+    match file
+        .strip_prefix("---\n")
+        .and_then(|rest| rest.find("\n---\n").map(|i| &rest[i + 5..]))
+    {
         Some(contents) => contents,
         None => file,
     }

@@ -5,13 +5,16 @@ use std::fmt::Write;
 
 use openapiv3::OpenAPI;
 use quote::ToTokens;
-use syn::{Fields, FnArg, GenericArgument, Item, ItemImpl, PathArguments, ReturnType, Type, WherePredicate};
+use syn::{
+    Fields, FnArg, GenericArgument, Item, ItemImpl, PathArguments, ReturnType, Type, WherePredicate,
+};
 
 /// Renders the surface: operations in spec order, then types in the order progenitor emits them.
 pub fn render(spec: &OpenAPI, code: &str) -> Result<String, String> {
     let file: syn::File = syn::parse_file(code).map_err(|e| e.to_string())?;
     let types = module(&file.items, "types").ok_or("the generated code has no `types` module")?;
-    let builder = module(&file.items, "builder").ok_or("the generated code has no `builder` module")?;
+    let builder =
+        module(&file.items, "builder").ok_or("the generated code has no `builder` module")?;
 
     let mut out = String::new();
     writeln!(out, "# Operations").unwrap();
@@ -26,7 +29,12 @@ pub fn render(spec: &OpenAPI, code: &str) -> Result<String, String> {
                 let (ok, err) = send_types(&sig.output);
                 writeln!(out, "  send -> Ok({ok}), Err({err})").unwrap();
             } else if ident != "new" && !ident.ends_with("_map") {
-                writeln!(out, "  .{ident}({})", setter_type(sig).unwrap_or_else(|| "?".into())).unwrap();
+                writeln!(
+                    out,
+                    "  .{ident}({})",
+                    setter_type(sig).unwrap_or_else(|| "?".into())
+                )
+                .unwrap();
             }
         }
     }
@@ -39,7 +47,11 @@ pub fn render(spec: &OpenAPI, code: &str) -> Result<String, String> {
                     writeln!(out, "\nstruct {}", s.ident).unwrap();
                     for f in &fields.named {
                         let wire = serde_rename(&f.attrs);
-                        let flatten = if has_serde_word(&f.attrs, "flatten") { " (flattened)" } else { "" };
+                        let flatten = if has_serde_word(&f.attrs, "flatten") {
+                            " (flattened)"
+                        } else {
+                            ""
+                        };
                         let ident = f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default();
                         let wire = wire.map(|w| format!(" as \"{w}\"")).unwrap_or_default();
                         writeln!(out, "  {ident}: {}{wire}{flatten}", ty(&f.ty)).unwrap();
@@ -52,10 +64,16 @@ pub fn render(spec: &OpenAPI, code: &str) -> Result<String, String> {
                 Fields::Unit => writeln!(out, "\nstruct {}", s.ident).unwrap(),
             },
             Item::Enum(e) => {
-                let untagged = if has_serde_word(&e.attrs, "untagged") { " (untagged)" } else { "" };
+                let untagged = if has_serde_word(&e.attrs, "untagged") {
+                    " (untagged)"
+                } else {
+                    ""
+                };
                 writeln!(out, "\nenum {}{untagged}", e.ident).unwrap();
                 for v in &e.variants {
-                    let wire = serde_rename(&v.attrs).map(|w| format!(" as \"{w}\"")).unwrap_or_default();
+                    let wire = serde_rename(&v.attrs)
+                        .map(|w| format!(" as \"{w}\""))
+                        .unwrap_or_default();
                     match &v.fields {
                         Fields::Unnamed(f) => {
                             let inner: Vec<_> = f.unnamed.iter().map(|f| ty(&f.ty)).collect();
@@ -82,7 +100,12 @@ fn impl_methods<'a>(items: &'a [Item], type_name: &str) -> Vec<&'a syn::ImplItem
     items
         .iter()
         .filter_map(|item| match item {
-            Item::Impl(ItemImpl { self_ty, trait_: None, items, .. }) if type_ident(self_ty) == type_name => Some(items),
+            Item::Impl(ItemImpl {
+                self_ty,
+                trait_: None,
+                items,
+                ..
+            }) if type_ident(self_ty) == type_name => Some(items),
             _ => None,
         })
         .flatten()
@@ -95,7 +118,12 @@ fn impl_methods<'a>(items: &'a [Item], type_name: &str) -> Vec<&'a syn::ImplItem
 
 fn type_ident(t: &Type) -> String {
     match t {
-        Type::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default(),
+        Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default(),
         _ => String::new(),
     }
 }
@@ -106,23 +134,34 @@ fn setter_type(sig: &syn::Signature) -> Option<String> {
         FnArg::Typed(t) => Some(ty(&t.ty)),
         FnArg::Receiver(_) => None,
     })?;
-    for pred in sig.generics.where_clause.iter().flat_map(|w| w.predicates.iter()) {
-        if let WherePredicate::Type(p) = pred {
-            if ty(&p.bounded_ty) != arg {
-                continue;
+    let predicates = sig
+        .generics
+        .where_clause
+        .iter()
+        .flat_map(|w| w.predicates.iter());
+    let bounds = predicates
+        .filter_map(|pred| match pred {
+            WherePredicate::Type(p) if ty(&p.bounded_ty) == arg => Some(p.bounds.iter()),
+            _ => None,
+        })
+        .flatten();
+    for bound in bounds {
+        let syn::TypeParamBound::Trait(t) = bound else {
+            continue;
+        };
+        let Some(last) = t.path.segments.last() else {
+            continue;
+        };
+        let PathArguments::AngleBracketed(a) = &last.arguments else {
+            continue;
+        };
+        match a.args.first() {
+            Some(GenericArgument::Type(target))
+                if last.ident == "TryInto" || last.ident == "Into" =>
+            {
+                return Some(ty(target));
             }
-            for bound in &p.bounds {
-                if let syn::TypeParamBound::Trait(t) = bound {
-                    let last = t.path.segments.last()?;
-                    if last.ident == "TryInto" || last.ident == "Into" {
-                        if let PathArguments::AngleBracketed(a) = &last.arguments {
-                            if let Some(GenericArgument::Type(target)) = a.args.first() {
-                                return Some(ty(target));
-                            }
-                        }
-                    }
-                }
-            }
+            _ => {}
         }
     }
     Some(arg)
@@ -130,25 +169,49 @@ fn setter_type(sig: &syn::Signature) -> Option<String> {
 
 /// `Result<ResponseValue<T>, Error<E>>` → (`T`, `Error<E>`).
 fn send_types(output: &ReturnType) -> (String, String) {
-    let ReturnType::Type(_, t) = output else { return ("()".into(), "?".into()) };
-    let Type::Path(p) = &**t else { return (ty(t), "?".into()) };
-    let Some(last) = p.path.segments.last() else { return (ty(t), "?".into()) };
-    let PathArguments::AngleBracketed(args) = &last.arguments else { return (ty(t), "?".into()) };
+    let ReturnType::Type(_, t) = output else {
+        return ("()".into(), "?".into());
+    };
+    let Type::Path(p) = &**t else {
+        return (ty(t), "?".into());
+    };
+    let Some(last) = p.path.segments.last() else {
+        return (ty(t), "?".into());
+    };
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return (ty(t), "?".into());
+    };
     let mut types = args.args.iter().filter_map(|a| match a {
         GenericArgument::Type(t) => Some(ty(t)),
         _ => None,
     });
-    (types.next().unwrap_or_default(), types.next().unwrap_or_default())
+    (
+        types.next().unwrap_or_default(),
+        types.next().unwrap_or_default(),
+    )
 }
 
 /// A type as a reviewer would write it: no `::std::` paths, no `types::` prefix.
 fn ty(t: &Type) -> String {
-    let mut s = t.to_token_stream().to_string();
-    for (from, to) in [(" :: ", "::"), (":: ", "::"), (" < ", "<"), ("< ", "<"), (" >", ">"), (" ,", ","), ("& ", "&")] {
+    // The types here need no inner spaces (no `dyn`, `impl` or lifetimes), so drop them all.
+    let mut s: String = t
+        .to_token_stream()
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    for (from, to) in [
+        ("::std::option::", ""),
+        ("::std::vec::", ""),
+        ("::std::string::", ""),
+        ("::std::collections::", ""),
+        ("std::convert::", ""),
+        ("::serde_json::", "serde_json::"),
+        ("::uuid::", "uuid::"),
+        ("types::", ""),
+        (",", ", "),
+    ] {
         s = s.replace(from, to);
-    }
-    for prefix in ["::std::option::", "::std::vec::", "::std::string::", "::std::collections::", "std::convert::", "types::", "::serde_json::", "::"] {
-        s = s.replace(prefix, "");
     }
     s
 }
@@ -182,7 +245,9 @@ fn pascal(id: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut c = p.chars();
-            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
         })
         .collect()
 }
