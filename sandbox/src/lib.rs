@@ -1,1 +1,387 @@
+//! A stateful fake Comm100 Live Chat server on loopback, for the quickstart and the tests.
+//!
+//! The sandbox serves the whole of `openapi/comm100.yaml` over real HTTP on `127.0.0.1`:
+//!
+//! * the token operation at `/adminwebservice/api/jwttoken/generate` on the control-panel base
+//!   ([`Sandbox::portal_url`]), and also at `/api/v3/adminwebservice/api/jwttoken/generate` so
+//!   that a tool with a single base URL can reach it;
+//! * the customer-segment operations under the API base ([`Sandbox::api_url`]),
+//!   `/api/v3/livechat/customerSegments[/{id}]`.
+//!
+//! It issues real signed JWTs in Comm100's shape, keeps segments per site, validates requests as
+//! the spec says, and injects faults on demand through [`Controls`] (or, for the binary, through
+//! admin routes under `/__sandbox/`). Every request is written to a log that tests can read.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let sandbox = comm100_sandbox::Sandbox::start().await?;
+//! let controls = sandbox.controls();
+//! controls.fail_next(1, comm100_sandbox::Fault::Status(503), None);
+//! println!("{} {}", sandbox.portal_url(), sandbox.api_url());
+//! sandbox.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Admin routes
+//!
+//! The admin routes take and return JSON and are never faulted, rate limited or logged:
+//!
+//! | route | body |
+//! | --- | --- |
+//! | `POST /__sandbox/faults` | `{"n": 3, "fault": <Fault>, "route": "create"}` (`route` optional) |
+//! | `POST /__sandbox/latency` | `{"ms": 250}` or `{"ms": null}` |
+//! | `POST /__sandbox/revoke` | none |
+//! | `POST /__sandbox/token-lifetime` | `{"secs": 7200}` |
+//! | `POST /__sandbox/daily-limit` | `{"limit": 10}` or `{"limit": null}` |
+//! | `POST /__sandbox/forward-compat` | `{"on": true}` |
+//! | `POST /__sandbox/agents` | `{"email": "..", "password": "..", "site_id": 10001}` |
+//! | `GET /__sandbox/requests`, `DELETE /__sandbox/requests` | none |
+//! | `GET /__sandbox/segments/{site}` | none |
+//! | `GET /__sandbox/stats` | none; returns `{"faults_injected": n, "token_requests": n, "requests": n}` |
+//!
+//! A [`Fault`] is written in JSON as `{"status": 503}`, `{"rate_limited": {"retry_after": "1"}}`,
+//! `"drop_before_handling"`, `"drop_after_handling"`,
+//! `{"odd_body": {"status": 400, "body": "relaxed"}}` (or `"html"`, `"empty"`) or
+//! `{"latency": 250}` (milliseconds). A [`Route`] is one of `"token"`, `"list"`, `"get"`,
+//! `"create"`, `"update"`, `"delete"`.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod admin;
+mod jwt;
+mod segments;
+mod server;
+mod state;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::state::{DailyLimit, Inner, PendingFault, State};
+
+/// The email of the seeded agent.
+pub const DEFAULT_EMAIL: &str = "agent@example.com";
+/// The password of the seeded agent.
+pub const DEFAULT_PASSWORD: &str = "sandbox-password";
+/// The site of the seeded agent.
+pub const DEFAULT_SITE_ID: i64 = 10000;
+/// The message of the `403` the daily-limit mode returns.
+pub const DAILY_LIMIT_MESSAGE: &str =
+    "the number of your API requests has exceeded the limit of the day";
+
+/// How a sandbox starts.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// The port to bind on `127.0.0.1`; `0` picks a free one. Default `0`.
+    pub port: u16,
+    /// The lifetime of the tokens issued. Default 2 hours, as Comm100's sample token.
+    pub token_lifetime: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            token_lifetime: Duration::from_secs(2 * 60 * 60),
+        }
+    }
+}
+
+/// A fault to inject into a request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// Answer with this status (`500`, `502`, `503`, ...) and a JSON error body.
+    Status(u16),
+    /// Answer `429` with this `Retry-After` value (seconds such as `"0"` or `"1"`, or an HTTP
+    /// date) and a JSON error body.
+    RateLimited {
+        /// The value of the `Retry-After` header.
+        retry_after: String,
+    },
+    /// Close the connection without a response; the request is not processed.
+    DropBeforeHandling,
+    /// Process the request (a create does create the segment), then close the connection
+    /// without a response.
+    DropAfterHandling,
+    /// Answer with this status and an error body in an odd shape.
+    OddBody {
+        /// The status of the response.
+        status: u16,
+        /// The shape of the body.
+        body: OddBody,
+    },
+    /// Delay this one request, then handle it normally. In JSON, the delay is in milliseconds.
+    Latency(#[serde(with = "duration_ms")] Duration),
+}
+
+/// Error bodies in the odd shapes real servers send.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OddBody {
+    /// The documents' non-JSON form with unquoted keys, `{ code: 400000, message: "..." }`,
+    /// sent as `application/json`.
+    Relaxed,
+    /// An HTML error page, sent as `text/html`.
+    Html,
+    /// An empty body.
+    Empty,
+}
+
+/// An operation of the API, for routing faults and reading the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    /// `POST .../adminwebservice/api/jwttoken/generate`.
+    Token,
+    /// `GET /livechat/customerSegments`.
+    List,
+    /// `GET /livechat/customerSegments/{id}`.
+    Get,
+    /// `POST /livechat/customerSegments`.
+    Create,
+    /// `PUT /livechat/customerSegments/{id}`.
+    Update,
+    /// `DELETE /livechat/customerSegments/{id}`.
+    Delete,
+}
+
+/// One request as the sandbox saw it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RequestRecord {
+    /// The method, e.g. `POST`.
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The status answered; `None` when the connection was dropped without a response.
+    pub status: Option<u16>,
+    /// The operation the request was routed to, if it matched one.
+    pub route: Option<Route>,
+    /// The `jti` of the bearer token, if one was sent and its payload could be read (whether or
+    /// not the token was valid).
+    pub token_jti: Option<String>,
+    /// Whether the request carried `Authorization: Bearer ...`.
+    pub had_token: bool,
+    /// The request headers, names in lower case; the value of `authorization` is replaced by
+    /// `<redacted>`.
+    pub headers: Vec<(String, String)>,
+    /// The request body as JSON; `None` when there was no body or it was not JSON. On the token
+    /// route the `Password` is replaced by `<redacted>`.
+    pub body: Option<serde_json::Value>,
+    /// The fault applied to the request, if any.
+    pub fault: Option<Fault>,
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// A running sandbox. Dropping it stops the server; [`Sandbox::shutdown`] stops it and waits.
+#[derive(Debug)]
+pub struct Sandbox {
+    addr: SocketAddr,
+    controls: Controls,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Starts a sandbox on `127.0.0.1` on a free port, with the default configuration.
+    pub async fn start() -> std::io::Result<Sandbox> {
+        Self::start_with(SandboxConfig::default()).await
+    }
+
+    /// Starts a sandbox on `127.0.0.1` with the given configuration.
+    pub async fn start_with(config: SandboxConfig) -> std::io::Result<Sandbox> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
+        let addr = listener.local_addr()?;
+        let portal_url = format!("http://{addr}");
+        let api_url = format!("{portal_url}/api/v3");
+        let mut state = State {
+            agents: Vec::new(),
+            next_agent_id: 1,
+            sites: HashMap::new(),
+            next_seq: 0,
+            token_lifetime: config.token_lifetime,
+            live_tokens: HashSet::new(),
+            faults: VecDeque::new(),
+            latency: None,
+            daily: None,
+            forward_compat: false,
+        };
+        state.add_agent(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID);
+        let inner = Arc::new(Inner {
+            secret: state::random_secret(),
+            issuer: addr.to_string(),
+            portal_url,
+            api_url,
+            state: std::sync::Mutex::new(state),
+            log: std::sync::Mutex::new(Vec::new()),
+            log_len: watch::Sender::new(0),
+            faults_injected: AtomicUsize::new(0),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(server::serve(listener, inner.clone(), stop_rx));
+        tracing::info!(%addr, "comm100 sandbox listening");
+        Ok(Sandbox {
+            addr,
+            controls: Controls { inner },
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// The control-panel base URL, `http://127.0.0.1:PORT`, with no trailing slash.
+    pub fn portal_url(&self) -> String {
+        self.controls.inner.portal_url.clone()
+    }
+
+    /// The API base URL, `http://127.0.0.1:PORT/api/v3`, with no trailing slash.
+    pub fn api_url(&self) -> String {
+        self.controls.inner.api_url.clone()
+    }
+
+    /// The address the sandbox listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The controls of this sandbox; they stay usable after the handle is moved or dropped.
+    pub fn controls(&self) -> Controls {
+        self.controls.clone()
+    }
+
+    /// Stops the server and waits until it has stopped: no new connection is accepted, open
+    /// connections finish their request in flight and close.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// The controls of a sandbox: state, faults and the request log. Cheap to clone, thread-safe,
+/// and every method but [`Controls::wait_for_requests`] is synchronous.
+#[derive(Clone, Debug)]
+pub struct Controls {
+    inner: Arc<Inner>,
+}
+
+impl Controls {
+    /// Adds an agent who can log in to `site_id` (creating the site), or changes the password of
+    /// the agent with that email on that site.
+    pub fn add_agent(&self, email: &str, password: &str, site_id: i64) {
+        self.inner.state().add_agent(email, password, site_id);
+    }
+
+    /// Makes the next `n` requests fail with `fault`: on any route when `route` is `None`
+    /// (including unknown paths), else on that route only. Faults queue up in the order given;
+    /// admin routes are never faulted.
+    pub fn fail_next(&self, n: usize, fault: Fault, route: Option<Route>) {
+        if n == 0 {
+            return;
+        }
+        self.inner.state().faults.push_back(PendingFault {
+            remaining: n,
+            fault,
+            route,
+        });
+    }
+
+    /// Delays every response by `latency`, or stops delaying with `None`.
+    pub fn set_latency(&self, latency: Option<Duration>) {
+        self.inner.state().latency = latency;
+    }
+
+    /// Revokes every token issued so far: they get `401` although they look valid.
+    pub fn revoke_tokens(&self) {
+        self.inner.state().live_tokens.clear();
+    }
+
+    /// Sets the lifetime of the tokens issued from now on. A zero lifetime issues tokens that
+    /// have already expired (`exp == nbf == now`).
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.inner.state().token_lifetime = lifetime;
+    }
+
+    /// Turns the daily-limit mode on or off. With `Some(n)`, the next `n` requests on the API
+    /// base (every route but the token route) are served and every one after gets `403` with
+    /// [`DAILY_LIMIT_MESSAGE`].
+    pub fn set_daily_limit(&self, limit: Option<u64>) {
+        self.inner.state().daily = limit.map(|limit| DailyLimit { limit, used: 0 });
+    }
+
+    /// Turns the forward-compatibility mode on or off. When on, segment responses carry
+    /// `"conditionMetType": "weighted"`, `"operator": "startsWith"` in their first condition and
+    /// an extra field `"priority": 3`, none of which the spec knows. The stored state is not
+    /// changed.
+    pub fn set_forward_compat(&self, on: bool) {
+        self.inner.state().forward_compat = on;
+    }
+
+    /// The request log, oldest first. Admin routes are not logged.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.inner.log().clone()
+    }
+
+    /// Empties the request log.
+    pub fn clear_requests(&self) {
+        self.inner.log().clear();
+        self.inner.log_len.send_replace(0);
+    }
+
+    /// How many requests in the log went to the token endpoint.
+    pub fn token_requests(&self) -> usize {
+        self.inner
+            .log()
+            .iter()
+            .filter(|r| r.route == Some(Route::Token) || server::is_token_path(&r.path))
+            .count()
+    }
+
+    /// The segments stored for a site, as JSON in the shape the API returns, sorted by order.
+    pub fn segments(&self, site_id: i64) -> Vec<serde_json::Value> {
+        self.inner
+            .state()
+            .sorted_segments(site_id)
+            .iter()
+            .map(|s| serde_json::to_value(s).expect("a segment serialises"))
+            .collect()
+    }
+
+    /// How many faults have been injected so far (each request a queued fault hit counts once).
+    pub fn faults_injected(&self) -> usize {
+        self.inner.faults_injected.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when the request log holds at least `n` records.
+    pub async fn wait_for_requests(&self, n: usize) {
+        let mut rx = self.inner.log_len.subscribe();
+        // The sender lives in `inner`, which `self` keeps alive, so this cannot fail.
+        let _ = rx.wait_for(|len| *len >= n).await;
+    }
+}

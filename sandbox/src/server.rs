@@ -1,0 +1,645 @@
+//! The HTTP side: connections served with hyper-util, the fault layer, and the API handlers.
+//!
+//! Connections are served by hand (not by `axum::serve`) so that the service can return an
+//! error, which makes hyper close the connection without a response: that is how the two
+//! "drop" faults are made.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use http_body_util::{BodyExt, Limited};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use crate::segments::{self, parse_segment, parse_uuid};
+use crate::state::Inner;
+use crate::{DAILY_LIMIT_MESSAGE, Fault, OddBody, RequestRecord, Route, jwt};
+
+/// The token path on the control-panel base.
+pub(crate) const TOKEN_PATH: &str = "/adminwebservice/api/jwttoken/generate";
+/// The token path under the API base, for tools that take a single base URL.
+pub(crate) const TOKEN_PATH_API: &str = "/api/v3/adminwebservice/api/jwttoken/generate";
+const SEGMENTS_PATH: &str = "/api/v3/livechat/customerSegments";
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// The error a service returns to make hyper close the connection without a response.
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped on purpose by the sandbox")]
+pub(crate) struct DropConnection;
+
+/// Whether a path is one of the token paths.
+pub(crate) fn is_token_path(path: &str) -> bool {
+    path == TOKEN_PATH || path == TOKEN_PATH_API
+}
+
+/// The operation a request goes to, if any.
+fn classify(method: &Method, path: &str) -> Option<Route> {
+    if is_token_path(path) {
+        return (method == Method::POST).then_some(Route::Token);
+    }
+    if path == SEGMENTS_PATH {
+        return match *method {
+            Method::GET => Some(Route::List),
+            Method::POST => Some(Route::Create),
+            _ => None,
+        };
+    }
+    let id = path.strip_prefix(SEGMENTS_PATH)?.strip_prefix('/')?;
+    if id.is_empty() || id.contains('/') {
+        return None;
+    }
+    match *method {
+        Method::GET => Some(Route::Get),
+        Method::PUT => Some(Route::Update),
+        Method::DELETE => Some(Route::Delete),
+        _ => None,
+    }
+}
+
+/// Accepts connections until `stop` turns true, then lets open connections finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    inner: Arc<Inner>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let router = router(inner.clone());
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => break,
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let inner = inner.clone();
+                let router = router.clone();
+                let builder = builder.clone();
+                let mut stop = stop.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        handle(inner.clone(), router.clone(), req)
+                    });
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        result = conn.as_mut() => {
+                            if let Err(error) = result {
+                                tracing::debug!(%error, "connection ended with an error");
+                            }
+                        }
+                        () = stopped(&mut stop) => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
+        connections.abort_all();
+    }
+    tracing::info!("comm100 sandbox stopped");
+}
+
+/// Resolves when the stop signal is raised (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The JSON error body Comm100 sends: `{"code": status * 1000, "message": ...}`.
+pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    let code = i64::from(status.as_u16()) * 1000;
+    let body = json!({ "code": code, "message": message.into() });
+    (status, axum::Json(body)).into_response()
+}
+
+fn status_or_500(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn reason(status: StatusCode) -> &'static str {
+    status.canonical_reason().unwrap_or("Error")
+}
+
+fn odd_response(status: u16, body: OddBody) -> Response<Body> {
+    let status = status_or_500(status);
+    let code = u32::from(status.as_u16()) * 1000;
+    let mut response = match body {
+        OddBody::Relaxed => {
+            let text = format!(
+                "{{ code: {code}, message: \"Injected fault: {} {}\" }}",
+                status.as_u16(),
+                reason(status)
+            );
+            let mut r = Response::new(Body::from(text));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            );
+            r
+        }
+        OddBody::Html => {
+            let text = format!(
+                "<!DOCTYPE html>\n<html><head><title>{s} {r}</title></head>\n<body><h1>{s} {r}</h1><p>The server could not handle the request.</p></body></html>\n",
+                s = status.as_u16(),
+                r = reason(status)
+            );
+            let mut r = Response::new(Body::from(text));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        OddBody::Empty => Response::new(Body::empty()),
+    };
+    *response.status_mut() = status;
+    response
+}
+
+fn redacted_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = if name == header::AUTHORIZATION {
+                "<redacted>".to_owned()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            (name.as_str().to_owned(), value)
+        })
+        .collect()
+}
+
+/// The bearer token of a request: `Some(None)` when there is an `Authorization` header that is
+/// not a bearer token, `None` when there is none.
+fn bearer(headers: &HeaderMap) -> Option<Option<&str>> {
+    let value = headers.get(header::AUTHORIZATION)?;
+    let value = value.to_str().ok();
+    Some(value.and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    }))
+}
+
+fn redact_password(body: &mut Value) {
+    if let Value::Object(obj) = body {
+        for (key, value) in obj.iter_mut() {
+            if key.eq_ignore_ascii_case("password") {
+                *value = Value::from("<redacted>");
+            }
+        }
+    }
+}
+
+/// One request, through the fault layer, the router, and into the log.
+async fn handle(
+    inner: Arc<Inner>,
+    router: Router,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, DropConnection> {
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            tracing::debug!(%error, "could not read a request body");
+            return Ok(error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request body could not be read or is too large.",
+            ));
+        }
+    };
+    let path = parts.uri.path().to_owned();
+    if path == "/__sandbox" || path.starts_with("/__sandbox/") {
+        let req = Request::from_parts(parts, Body::from(bytes));
+        return Ok(router.oneshot(req).await.into_response());
+    }
+
+    let route = classify(&parts.method, &path);
+    let token = bearer(&parts.headers);
+    let mut body_json: Option<Value> = if bytes.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&bytes).ok()
+    };
+    if (route == Some(Route::Token) || is_token_path(&path))
+        && let Some(b) = body_json.as_mut()
+    {
+        redact_password(b);
+    }
+    let mut record = RequestRecord {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        status: None,
+        route,
+        token_jti: token.flatten().and_then(jwt::peek_jti),
+        had_token: matches!(token, Some(Some(_))),
+        headers: redacted_headers(&parts.headers),
+        body: body_json,
+        fault: None,
+    };
+
+    let (latency, fault) = {
+        let mut state = inner.state();
+        (state.latency, state.take_fault(route))
+    };
+    if fault.is_some() {
+        inner.faults_injected.fetch_add(1, Ordering::SeqCst);
+    }
+    record.fault = fault.clone();
+    if let Some(latency) = latency {
+        tokio::time::sleep(latency).await;
+    }
+
+    let early = match &fault {
+        Some(Fault::Status(status)) => {
+            let status = status_or_500(*status);
+            Some(error_response(
+                status,
+                format!("Injected fault: {} {}", status.as_u16(), reason(status)),
+            ))
+        }
+        Some(Fault::RateLimited { retry_after }) => {
+            let mut response = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests; retry later.",
+            );
+            let value = HeaderValue::from_str(retry_after)
+                .unwrap_or_else(|_| HeaderValue::from_static("1"));
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+            Some(response)
+        }
+        Some(Fault::OddBody { status, body }) => Some(odd_response(*status, *body)),
+        Some(Fault::DropBeforeHandling) => {
+            tracing::info!(method = %record.method, path = %record.path, "dropped before handling");
+            inner.record(record);
+            return Err(DropConnection);
+        }
+        Some(Fault::Latency(delay)) => {
+            tokio::time::sleep(*delay).await;
+            None
+        }
+        Some(Fault::DropAfterHandling) | None => None,
+    };
+
+    let response = match early {
+        Some(response) => response,
+        None => {
+            let over_limit = route != Some(Route::Token) && !is_token_path(&path) && {
+                let mut state = inner.state();
+                match state.daily.as_mut() {
+                    Some(daily) if daily.used >= daily.limit => true,
+                    Some(daily) => {
+                        daily.used += 1;
+                        false
+                    }
+                    None => false,
+                }
+            };
+            if over_limit {
+                error_response(StatusCode::FORBIDDEN, DAILY_LIMIT_MESSAGE)
+            } else {
+                let req = Request::from_parts(parts, Body::from(bytes));
+                let response = router.oneshot(req).await.into_response();
+                normalise_error(response).await
+            }
+        }
+    };
+
+    if fault == Some(Fault::DropAfterHandling) {
+        tracing::info!(method = %record.method, path = %record.path, status = response.status().as_u16(), "handled, then dropped");
+        inner.record(record);
+        return Err(DropConnection);
+    }
+    record.status = Some(response.status().as_u16());
+    tracing::info!(method = %record.method, path = %record.path, status = response.status().as_u16(), "request");
+    inner.record(record);
+    Ok(response)
+}
+
+/// Gives every error response the JSON error schema, e.g. axum's own `405` (keeping its
+/// `Allow` header) or a path rejection in plain text.
+async fn normalise_error(response: Response<Body>) -> Response<Body> {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = body
+        .collect()
+        .await
+        .map(|c| String::from_utf8_lossy(&c.to_bytes()).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        reason(status).to_owned()
+    } else {
+        text
+    };
+    let mut fixed = error_response(status, message);
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(value) = parts.headers.get(&name) {
+            fixed.headers_mut().insert(name, value.clone());
+        }
+    }
+    fixed
+}
+
+fn router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route(TOKEN_PATH, post(token))
+        .route(TOKEN_PATH_API, post(token))
+        .route(SEGMENTS_PATH, get(list).post(create))
+        .route(
+            "/api/v3/livechat/customerSegments/{id}",
+            get(get_one).put(update).delete(delete),
+        )
+        .merge(crate::admin::router())
+        .fallback(not_found)
+        .with_state(inner)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> Response<Body> {
+    error_response(
+        StatusCode::NOT_FOUND,
+        format!("No resource at {method} {}.", uri.path()),
+    )
+}
+
+/// A failed request, answered with the JSON error schema.
+pub(crate) struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, message.into())
+    }
+    fn unauthorized(message: impl Into<String>) -> Self {
+        Self(StatusCode::UNAUTHORIZED, message.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        error_response(self.0, self.1)
+    }
+}
+
+fn parse_json(bytes: &Bytes) -> Result<Value, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("The request body is required."));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("The request body is not valid JSON: {e}.")))
+}
+
+fn field_str<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
+    match obj.get(key) {
+        None => Err(ApiError::bad_request(format!(
+            "The field '{key}' is required."
+        ))),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "The field '{key}' must be a string."
+        ))),
+    }
+}
+
+/// `POST /adminwebservice/api/jwttoken/generate`.
+async fn token(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<Response<Body>, ApiError> {
+    let body = parse_json(&body)?;
+    let Value::Object(obj) = &body else {
+        return Err(ApiError::bad_request(
+            "The request body must be a JSON object.",
+        ));
+    };
+    let login_type = field_str(obj, "LoginType")?;
+    if !login_type.eq_ignore_ascii_case("password") {
+        return Err(ApiError::bad_request(
+            "The field 'LoginType' must be 'Password'.",
+        ));
+    }
+    let username = field_str(obj, "Username")?;
+    let password = field_str(obj, "Password")?;
+    let site_id = match obj.get("SiteId") {
+        None => return Err(ApiError::bad_request("The field 'SiteId' is required.")),
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| ApiError::bad_request("The field 'SiteId' must be an integer."))?,
+    };
+    let mut state = inner.state();
+    let agent = state
+        .agents
+        .iter()
+        .find(|a| {
+            a.site_id == site_id && a.email.eq_ignore_ascii_case(username) && a.password == password
+        })
+        .cloned()
+        .ok_or_else(|| ApiError::unauthorized("Invalid username, password or site id."))?;
+    let (token, claims) = jwt::issue(
+        &inner.secret,
+        agent.id,
+        agent.site_id,
+        state.token_lifetime,
+        &inner.issuer,
+    );
+    state.live_tokens.insert(claims.jti);
+    Ok(axum::Json(json!({ "token": token })).into_response())
+}
+
+/// The site a request acts on, from its bearer token.
+fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<i64, ApiError> {
+    let token = match bearer(headers) {
+        None => {
+            return Err(ApiError::unauthorized(
+                "The Authorization header is missing; send 'Authorization: Bearer <token>'.",
+            ));
+        }
+        Some(None) => {
+            return Err(ApiError::unauthorized(
+                "The Authorization header is not a bearer token.",
+            ));
+        }
+        Some(Some(token)) => token,
+    };
+    let claims = jwt::verify(&inner.secret, token)
+        .map_err(|e| ApiError::unauthorized(format!("{}.", capitalise(&e.to_string()))))?;
+    if !inner.state().live_tokens.contains(&claims.jti) {
+        return Err(ApiError::unauthorized("The bearer token has been revoked."));
+    }
+    claims
+        .site_id
+        .parse()
+        .map_err(|_| ApiError::unauthorized("The bearer token names no site."))
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+fn segment_json(inner: &Inner, segment: &segments::Segment) -> Value {
+    let mut value = serde_json::to_value(segment).expect("a segment serialises");
+    if inner.state().forward_compat {
+        segments::forward_compat(&mut value);
+    }
+    value
+}
+
+fn path_id(id: &str) -> Result<uuid::Uuid, ApiError> {
+    parse_uuid(id).ok_or_else(|| {
+        ApiError::bad_request(format!("The id '{id}' in the path is not a valid uuid."))
+    })
+}
+
+fn not_found_segment(id: uuid::Uuid) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("The customer segment '{id}' does not exist."),
+    )
+}
+
+/// `GET /livechat/customerSegments`.
+async fn list(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+) -> Result<Response<Body>, ApiError> {
+    let site = authenticate(&inner, &headers)?;
+    let segments = inner.state().sorted_segments(site);
+    let body: Vec<Value> = segments.iter().map(|s| segment_json(&inner, s)).collect();
+    Ok(axum::Json(body).into_response())
+}
+
+/// `GET /livechat/customerSegments/{id}`.
+async fn get_one(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response<Body>, ApiError> {
+    let site = authenticate(&inner, &headers)?;
+    let id = path_id(&id)?;
+    let segment = inner
+        .state()
+        .sites
+        .get(&site)
+        .and_then(|s| s.iter().find(|s| s.id == id).cloned())
+        .ok_or_else(|| not_found_segment(id))?;
+    Ok(axum::Json(segment_json(&inner, &segment)).into_response())
+}
+
+/// `POST /livechat/customerSegments`.
+async fn create(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
+    let site = authenticate(&inner, &headers)?;
+    let input = parse_segment(&parse_json(&body)?).map_err(ApiError::bad_request)?;
+    let segment = {
+        let mut state = inner.state();
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let segments = state.sites.entry(site).or_default();
+        let order = input.order.unwrap_or_else(|| {
+            segments
+                .iter()
+                .map(|s| s.order)
+                .max()
+                .map_or(1, |max| max.saturating_add(1))
+        });
+        let segment = input.into_segment(uuid::Uuid::new_v4(), order, seq);
+        segments.push(segment.clone());
+        segment
+    };
+    let location = format!("{}/livechat/customerSegments/{}", inner.api_url, segment.id);
+    let mut response = (
+        StatusCode::CREATED,
+        axum::Json(segment_json(&inner, &segment)),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("a URL is a header value"),
+    );
+    Ok(response)
+}
+
+/// `PUT /livechat/customerSegments/{id}`: replaces the segment, keeping its id, and its order
+/// when the body names none.
+async fn update(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
+    let site = authenticate(&inner, &headers)?;
+    let id = path_id(&id)?;
+    let input = parse_segment(&parse_json(&body)?).map_err(ApiError::bad_request)?;
+    let segment = {
+        let mut state = inner.state();
+        let slot = state
+            .sites
+            .get_mut(&site)
+            .and_then(|s| s.iter_mut().find(|s| s.id == id))
+            .ok_or_else(|| not_found_segment(id))?;
+        let order = input.order.unwrap_or(slot.order);
+        *slot = input.into_segment(id, order, slot.seq);
+        slot.clone()
+    };
+    Ok(axum::Json(segment_json(&inner, &segment)).into_response())
+}
+
+/// `DELETE /livechat/customerSegments/{id}`.
+async fn delete(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response<Body>, ApiError> {
+    let site = authenticate(&inner, &headers)?;
+    let id = path_id(&id)?;
+    let mut state = inner.state();
+    let segments = state
+        .sites
+        .get_mut(&site)
+        .ok_or_else(|| not_found_segment(id))?;
+    let index = segments
+        .iter()
+        .position(|s| s.id == id)
+        .ok_or_else(|| not_found_segment(id))?;
+    segments.remove(index);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

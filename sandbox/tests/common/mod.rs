@@ -1,0 +1,106 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use comm100_sandbox::{DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID, Sandbox};
+use serde_json::{Value, json};
+
+/// A client that does not reuse connections, so that a dropped connection never leaks into the
+/// next request.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
+}
+
+pub fn token_url(sb: &Sandbox) -> String {
+    format!("{}/adminwebservice/api/jwttoken/generate", sb.portal_url())
+}
+
+pub fn segments_url(sb: &Sandbox) -> String {
+    format!("{}/livechat/customerSegments", sb.api_url())
+}
+
+pub fn segment_url(sb: &Sandbox, id: &str) -> String {
+    format!("{}/livechat/customerSegments/{id}", sb.api_url())
+}
+
+pub fn credentials(email: &str, password: &str, site: i64) -> Value {
+    json!({"LoginType": "Password", "Username": email, "Password": password, "SiteId": site})
+}
+
+pub async fn token_for(sb: &Sandbox, email: &str, password: &str, site: i64) -> String {
+    let response = client()
+        .post(token_url(sb))
+        .json(&credentials(email, password, site))
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("token body");
+    body["token"].as_str().expect("token string").to_owned()
+}
+
+pub async fn token(sb: &Sandbox) -> String {
+    token_for(sb, DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID).await
+}
+
+pub fn segment(name: &str) -> Value {
+    json!({
+        "name": name,
+        "conditions": [{"field": "CurrentPageUrl", "operator": "include", "value": "live"}]
+    })
+}
+
+/// The seed's full example.
+pub fn seed_segment() -> Value {
+    json!({
+        "name": "livechat15293908029",
+        "color": "339FD9",
+        "isEnable": false,
+        "order": 1,
+        "description": "",
+        "conditionMetType": "all",
+        "logicalExpression": "",
+        "conditions": [
+            {"field": "CurrentPageUrl", "operator": "include", "value": "live", "order": 1}
+        ],
+        "alertTo": {"agentIds": [4, 5], "departmentIds": []}
+    })
+}
+
+pub async fn create(sb: &Sandbox, token: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(segments_url(sb))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("create request")
+}
+
+/// Asserts the JSON error schema and the status; returns the message.
+pub async fn expect_error(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: Value = response.json().await.expect("error body is JSON");
+    assert_eq!(body["code"], json!(i64::from(status) * 1000), "{body}");
+    body["message"].as_str().expect("message").to_owned()
+}
+
+pub fn decode_part(token: &str, index: usize) -> Value {
+    let part = token.split('.').nth(index).expect("part");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64")).expect("json")
+}
