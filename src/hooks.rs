@@ -1,7 +1,311 @@
-//! The hooks progenitor calls around every request (placeholder until the client issue).
+//! The hooks progenitor calls around every generated operation: bearer auth, retries, a
+//! tracing span per attempt, and error bodies normalised so that none hides its status.
 
-/// State the generated client carries for the hand-written hooks.
-#[derive(Debug, Clone, Default)]
-pub struct Inner;
+use std::sync::Arc;
+use std::time::Instant;
 
-impl progenitor_client::ClientHooks<Inner> for crate::generated::Client {}
+use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Request, Response, StatusCode, Url};
+use secrecy::ExposeSecret;
+use tracing::Instrument;
+
+use crate::auth::TokenCache;
+use crate::domain::same_origin;
+use crate::error::{Error, OPERATION_HEADER};
+use crate::generated::Client;
+use crate::retry::{self, RetryPolicy};
+
+/// What the generated [`Client`] carries for these hooks. Built by [`crate::Comm100Builder`];
+/// a generated client made without one has no auth.
+#[derive(Clone)]
+pub struct Inner {
+    pub(crate) auth: Option<Arc<TokenCache>>,
+    pub(crate) retry: RetryPolicy,
+    /// The only origin that ever receives the token.
+    pub(crate) api_origin: Option<Url>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("auth", &self.auth.as_ref().map(|_| "token cache"))
+            .field("retry", &self.retry)
+            .field("api_origin", &self.api_origin.as_ref().map(Url::as_str))
+            .finish()
+    }
+}
+
+impl ClientHooks<Inner> for Client {
+    async fn pre<E>(
+        &self,
+        request: &mut Request,
+        info: &OperationInfo,
+    ) -> Result<(), progenitor_client::Error<E>> {
+        check_segment_body(request, info).map_err(progenitor_client::Error::InvalidRequest)
+    }
+
+    async fn exec(&self, request: Request, info: &OperationInfo) -> reqwest::Result<Response> {
+        execute(self.client(), self.inner(), request, info.operation_id).await
+    }
+}
+
+/// The spec's `minItems: 1` on `conditions`, which progenitor's types do not enforce: refuse
+/// locally, so that nothing is sent.
+fn check_segment_body(request: &Request, info: &OperationInfo) -> Result<(), String> {
+    if !matches!(
+        info.operation_id,
+        "create_customer_segment" | "update_customer_segment"
+    ) {
+        return Ok(());
+    }
+    let Some(bytes) = request.body().and_then(|b| b.as_bytes()) else {
+        return Ok(());
+    };
+    let body: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    match body.get("conditions").and_then(|c| c.as_array()) {
+        Some(conditions) if conditions.is_empty() => {
+            Err("conditions: a customer segment needs at least one condition".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn execute(
+    client: &reqwest::Client,
+    inner: &Inner,
+    request: Request,
+    operation_id: &'static str,
+) -> reqwest::Result<Response> {
+    let method = request.method().clone();
+    let path = request.url().path().to_string();
+    // The token goes to the API origin and nowhere else.
+    let auth = inner.auth.as_ref().filter(|_| {
+        inner
+            .api_origin
+            .as_ref()
+            .is_some_and(|o| same_origin(o, request.url()))
+    });
+    let policy = &inner.retry;
+    let mut refreshed_after_401 = false;
+    let mut attempt = 0u32;
+    let mut retries = 0u32;
+    loop {
+        attempt += 1;
+        // A body that cannot be copied (a stream) gets one attempt.
+        let Some(mut this) = request.try_clone() else {
+            return send_once(client, request, operation_id).await;
+        };
+        let token = match auth {
+            Some(cache) => match cache.get().await {
+                Ok(token) => Some(token),
+                Err(e) => return login_failure(e),
+            },
+            None => None,
+        };
+        if let Some(token) = &token {
+            let mut value =
+                HeaderValue::try_from(format!("Bearer {}", token.secret().expose_secret()))
+                    .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-token"));
+            value.set_sensitive(true);
+            this.headers_mut().insert(AUTHORIZATION, value);
+        }
+
+        let span = tracing::info_span!(
+            "comm100.request",
+            operation_id,
+            method = %method,
+            path = %path,
+            attempt,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = client.execute(this).instrument(span.clone()).await;
+        span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
+        if let Ok(response) = &result {
+            span.record("status", response.status().as_u16());
+        }
+        let can_retry = attempt < policy.max_attempts;
+
+        match result {
+            // The token was refused: drop it, refresh once, and try this request once more. The
+            // server refused before acting, so this is safe for a POST too.
+            Ok(response)
+                if response.status() == StatusCode::UNAUTHORIZED
+                    && token.is_some()
+                    && !refreshed_after_401 =>
+            {
+                if let (Some(cache), Some(token)) = (auth, &token) {
+                    cache.invalidate(token).await;
+                }
+                refreshed_after_401 = true;
+                attempt -= 1;
+                span.in_scope(|| tracing::info!("token refused; refreshing and retrying once"));
+            }
+            Ok(response)
+                if can_retry
+                    && retry::is_idempotent(&method)
+                    && retry::is_retryable_status(response.status()) =>
+            {
+                retries += 1;
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(retry::parse_retry_after);
+                let delay = policy.delay(retries, retry_after);
+                span.in_scope(|| {
+                    tracing::info!(
+                        delay_ms = delay.as_millis() as u64,
+                        "retryable status; retrying"
+                    )
+                });
+                tokio::time::sleep(delay).await;
+            }
+            Ok(response) => return Ok(normalize_error(response, operation_id).await),
+            Err(e) if can_retry && (retry::is_idempotent(&method) || retry::never_sent(&e)) => {
+                retries += 1;
+                let delay = policy.delay(retries, None);
+                span.in_scope(|| tracing::info!(error = %e, delay_ms = delay.as_millis() as u64, "transport error; retrying"));
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn send_once(
+    client: &reqwest::Client,
+    request: Request,
+    operation_id: &'static str,
+) -> reqwest::Result<Response> {
+    let response = client.execute(request).await?;
+    Ok(normalize_error(response, operation_id).await)
+}
+
+/// A failed login surfaces on the operation as the token operation's own error response, so
+/// that it carries the status, Comm100's code and message, and `generate_jwt_token` as the
+/// operation. A transport failure stays a transport failure.
+fn login_failure(error: Error) -> reqwest::Result<Response> {
+    let (status, code, message) = match error {
+        Error::Transport(e) => return Err(e),
+        Error::Login {
+            status,
+            code,
+            message,
+        } => (status, code, message),
+        other => (
+            StatusCode::UNAUTHORIZED,
+            None,
+            format!("could not obtain a token: {other}"),
+        ),
+    };
+    Ok(error_response(
+        status,
+        http::HeaderMap::new(),
+        code,
+        message,
+        "generate_jwt_token",
+    ))
+}
+
+/// Rewrites an error response's body as strict `{code, message}` JSON and names the operation,
+/// so that progenitor always decodes it into `Error::ErrorResponse` with the status intact.
+async fn normalize_error(response: Response, operation_id: &'static str) -> Response {
+    if response.status().as_u16() < 400 {
+        return response;
+    }
+    let status = response.status();
+    let headers = response.headers().clone();
+    let (code, message) = match response.bytes().await {
+        Ok(body) => parse_error_body(&body),
+        Err(e) => (None, format!("the error body could not be read: {e}")),
+    };
+    error_response(status, headers, code, message, operation_id)
+}
+
+fn error_response(
+    status: StatusCode,
+    mut headers: http::HeaderMap,
+    code: Option<i64>,
+    message: String,
+    operation_id: &'static str,
+) -> Response {
+    let body = serde_json::json!({ "code": code, "message": message }).to_string();
+    headers.remove(CONTENT_LENGTH);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(OPERATION_HEADER, HeaderValue::from_static(operation_id));
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Response::from(response)
+}
+
+/// Reads `{code, message}` from strict JSON, then from the relaxed form Comm100's documents show
+/// (`{ code: 400000, message: "…" }`); otherwise keeps a short snippet of the text.
+pub(crate) fn parse_error_body(body: &[u8]) -> (Option<i64>, String) {
+    let parsed = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .or_else(|| json5::from_str::<serde_json::Value>(std::str::from_utf8(body).ok()?).ok())
+        .filter(|v| v.is_object());
+    if let Some(value) = parsed {
+        let code = value
+            .get("code")
+            .and_then(|c| c.as_i64().or_else(|| c.as_str()?.trim().parse().ok()));
+        let message = value
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| snippet(body));
+        return (code, message);
+    }
+    (None, snippet(body))
+}
+
+/// At most 200 characters of a body, white space folded, or a note that it was empty.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.is_empty() {
+        return "(empty error body)".into();
+    }
+    let mut cut: String = folded.chars().take(200).collect();
+    if cut.len() < folded.len() {
+        cut.push('…');
+    }
+    format!("non-JSON error body: {cut}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_error_body;
+
+    #[test]
+    fn error_bodies_in_every_shape_keep_what_they_say() {
+        assert_eq!(
+            parse_error_body(br#"{"code":400000,"message":"bad"}"#),
+            (Some(400000), "bad".into())
+        );
+        assert_eq!(
+            parse_error_body(br#"{ code: 400000, message: "Parameter 'timeFrom' is required." }"#),
+            (Some(400000), "Parameter 'timeFrom' is required.".into())
+        );
+        assert_eq!(
+            parse_error_body(br#"{"code":"403001","message":"no"}"#),
+            (Some(403001), "no".into())
+        );
+        assert_eq!(parse_error_body(b""), (None, "(empty error body)".into()));
+        let (code, message) =
+            parse_error_body(b"<html><body><h1>502 Bad Gateway</h1></body></html>");
+        assert_eq!(code, None);
+        assert_eq!(
+            message,
+            "non-JSON error body: <html><body><h1>502 Bad Gateway</h1></body></html>"
+        );
+        let (_, long) = parse_error_body("x".repeat(5000).as_bytes());
+        assert!(long.chars().count() < 230, "{}", long.len());
+        assert_eq!(parse_error_body(&[0xff, 0xfe, 0x00]).0, None);
+        assert_eq!(parse_error_body(b"[1,2]").0, None);
+    }
+}

@@ -1,9 +1,49 @@
 //! A Rust SDK for the Comm100 Live Chat REST API v3.
+//!
+//! The operations are generated at build time from `openapi/comm100.yaml` with progenitor and
+//! live in [`generated`]; this crate adds what a production client needs around them:
+//!
+//! * [`Endpoints`]: the control-panel domain selects the API host and the token host;
+//! * JWT login, cached and refreshed a buffer before expiry, one refresh for all callers;
+//! * retries with backoff and `Retry-After`, never duplicating a create;
+//! * errors that keep the status, Comm100's code and message ([`ApiErrorExt`]), and secrets
+//!   that never appear in `Debug` output, logs or errors.
+//!
+//! ```no_run
+//! use comm100::generated::{types, ClientCustomerSegmentsExt as _};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let c100 = comm100::Comm100::from_env()?;
+//! let segment = types::CustomerSegment::builder()
+//!     .name("VIP visitors")
+//!     .conditions(vec![types::Condition::builder()
+//!         .field("CurrentPageUrl")
+//!         .operator(types::KnownConditionOperator::Contains)
+//!         .value("/pricing")
+//!         .try_into()?]);
+//! let created = c100.client().create_customer_segment().body(segment).send().await?.into_inner();
+//! println!("created {:?}", created.id);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-pub mod hooks;
+mod auth;
+mod client;
+mod domain;
+mod error;
+mod hooks;
+mod retry;
 
-/// The client generated from `openapi/comm100.yaml` by progenitor at build time.
+pub use auth::{Token, TokenFuture, TokenSource};
+pub use client::{Comm100, Comm100Builder};
+pub use domain::{Endpoints, HttpPolicy};
+pub use error::{ApiErrorExt, Error};
+pub use hooks::Inner;
+pub use retry::RetryPolicy;
+
+/// The client generated from `openapi/comm100.yaml` by progenitor at build time. Reach it
+/// through [`Comm100::client`], which applies auth, retries and error normalisation.
 #[allow(clippy::all, missing_docs, unused_imports, rustdoc::all)]
 pub mod generated {
     include!(concat!(env!("OUT_DIR"), "/codegen.rs"));

@@ -1,0 +1,436 @@
+//! [`Comm100`]: one builder, then the generated operations with auth applied to each of them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::auth::{PasswordLogin, StaticToken, Token, TokenCache, TokenSource};
+use crate::domain::{same_origin, Endpoints, HttpPolicy};
+use crate::error::Error;
+use crate::generated;
+use crate::hooks::Inner;
+use crate::retry::RetryPolicy;
+
+/// A configured Comm100 client. Cheap to clone; clones share the token cache.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let password = std::env::var("COMM100_PASSWORD")?;
+/// let c100 = comm100::Comm100::builder()
+///     .portal("portal1.comm100.io")
+///     .password_login("agent@example.com", password, 10000)
+///     .build()?;
+/// let segments = c100.client().list_customer_segments().send().await?.into_inner();
+/// println!("{} segments", segments.len());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Comm100 {
+    client: generated::Client,
+    endpoints: Endpoints,
+    auth: Arc<TokenCache>,
+}
+
+impl Comm100 {
+    /// Starts configuring a client.
+    pub fn builder() -> Comm100Builder {
+        Comm100Builder::default()
+    }
+
+    /// A client configured from the environment: `COMM100_PORTAL` (the control-panel domain),
+    /// `COMM100_EMAIL`, `COMM100_PASSWORD`, `COMM100_SITE_ID`, and the optional overrides
+    /// `COMM100_PORTAL_URL` and `COMM100_API_URL`, which take precedence over the hosts derived
+    /// from `COMM100_PORTAL` (which may then be left out).
+    pub fn from_env() -> Result<Self, Error> {
+        Comm100Builder::from_env()?.build()
+    }
+
+    /// The generated client: call any operation on it, and auth, retries and error
+    /// normalisation apply.
+    pub fn client(&self) -> &generated::Client {
+        &self.client
+    }
+
+    /// The hosts this client talks to.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// Logs in now rather than on the first call, and returns the token's expiry, if known.
+    /// A refused login is [`Error::Login`], with Comm100's status, code and message.
+    pub async fn login(&self) -> Result<Option<std::time::SystemTime>, Error> {
+        Ok(self.auth.get().await?.expires_at())
+    }
+
+    /// The current token, fetching one if there is none or it is about to expire.
+    pub async fn token(&self) -> Result<Token, Error> {
+        self.auth.get().await
+    }
+}
+
+/// How a client obtains its token.
+enum Credentials {
+    Password {
+        email: String,
+        password: SecretString,
+        site_id: i64,
+    },
+    Source(Arc<dyn TokenSource>),
+}
+
+/// Configures a [`Comm100`]. Nothing is sent until the first operation (or [`Comm100::login`]).
+#[derive(Default)]
+pub struct Comm100Builder {
+    portal: Option<String>,
+    urls: Option<(String, String)>,
+    http_policy: HttpPolicy,
+    credentials: Option<Credentials>,
+    refresh_buffer: Option<Duration>,
+    login_timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
+    http: Option<reqwest::Client>,
+}
+
+impl std::fmt::Debug for Comm100Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let credentials = match &self.credentials {
+            Some(Credentials::Password { email, site_id, .. }) => {
+                format!("password login for {email} on site {site_id}")
+            }
+            Some(Credentials::Source(_)) => "token source".into(),
+            None => "none".into(),
+        };
+        f.debug_struct("Comm100Builder")
+            .field("portal", &self.portal)
+            .field("urls", &self.urls)
+            .field("http_policy", &self.http_policy)
+            .field("credentials", &credentials)
+            .field("refresh_buffer", &self.refresh_buffer)
+            .field("login_timeout", &self.login_timeout)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Comm100Builder {
+    /// The control-panel domain, `portal{N}.comm100.io` (or as a URL).
+    pub fn portal(mut self, domain: impl Into<String>) -> Self {
+        self.portal = Some(domain.into());
+        self
+    }
+
+    /// Explicit base URLs, for hosts other than Comm100's (a proxy, the sandbox): `portal`
+    /// serves the token, `api` the operations. They take precedence over [`Self::portal`].
+    pub fn urls(mut self, portal: impl Into<String>, api: impl Into<String>) -> Self {
+        self.urls = Some((portal.into(), api.into()));
+        self
+    }
+
+    /// Whether explicit URLs may use plain `http` to hosts other than loopback.
+    pub fn http_policy(mut self, policy: HttpPolicy) -> Self {
+        self.http_policy = policy;
+        self
+    }
+
+    /// Logs in as an agent with email, password and site id, and refreshes the token as needed.
+    pub fn password_login(
+        mut self,
+        email: impl Into<String>,
+        password: impl Into<String>,
+        site_id: i64,
+    ) -> Self {
+        self.credentials = Some(Credentials::Password {
+            email: email.into(),
+            password: SecretString::from(password.into()),
+            site_id,
+        });
+        self
+    }
+
+    /// Uses this token as it is. When the server refuses it, the operation fails with `401`.
+    pub fn static_token(mut self, jwt: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::Source(Arc::new(StaticToken(Token::new(jwt)))));
+        self
+    }
+
+    /// Fetches tokens from a source of your own.
+    pub fn token_source(mut self, source: impl TokenSource) -> Self {
+        self.credentials = Some(Credentials::Source(Arc::new(source)));
+        self
+    }
+
+    /// How long before its expiry a token is refreshed (60 s by default).
+    pub fn refresh_buffer(mut self, buffer: Duration) -> Self {
+        self.refresh_buffer = Some(buffer);
+        self
+    }
+
+    /// How long a login may take in all (30 s by default).
+    pub fn login_timeout(mut self, timeout: Duration) -> Self {
+        self.login_timeout = Some(timeout);
+        self
+    }
+
+    /// The retry policy ([`RetryPolicy::default`] unless set; [`RetryPolicy::disabled`] turns
+    /// retries off).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// A `reqwest::Client` of your own (proxies, TLS settings). By default the client has
+    /// 15 s timeouts and follows redirects only within one origin.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Reads the settings [`Comm100::from_env`] documents into a builder, to adjust further.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let get = |name: &'static str| {
+            var(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |name: &'static str, hint: &'static str| {
+            get(name).ok_or(Error::MissingEnv { var: name, hint })
+        };
+        let mut builder = Self::default();
+        match (get("COMM100_PORTAL_URL"), get("COMM100_API_URL")) {
+            (Some(portal), Some(api)) => builder = builder.urls(portal, api),
+            (portal_url, api_url) => {
+                let domain = required(
+                    "COMM100_PORTAL",
+                    "the control-panel domain, e.g. portal1.comm100.io",
+                )?;
+                let derived = Endpoints::from_portal(&domain).map_err(|e| Error::InvalidEnv {
+                    var: "COMM100_PORTAL",
+                    reason: e.to_string(),
+                })?;
+                let portal = portal_url.unwrap_or_else(|| derived.portal_url().to_string());
+                let api = api_url.unwrap_or_else(|| derived.api_url().to_string());
+                builder = builder.urls(portal, api);
+            }
+        }
+        let email = required("COMM100_EMAIL", "the agent's email")?;
+        let password = required("COMM100_PASSWORD", "the agent's password")?;
+        let site_id = required("COMM100_SITE_ID", "the numeric site id")?;
+        let site_id = site_id.parse::<i64>().map_err(|_| Error::InvalidEnv {
+            var: "COMM100_SITE_ID",
+            reason: format!("`{site_id}` is not a number"),
+        })?;
+        Ok(builder.password_login(email, password, site_id))
+    }
+
+    /// Checks the configuration and builds the client. Sends nothing.
+    pub fn build(self) -> Result<Comm100, Error> {
+        let endpoints = match (&self.urls, &self.portal) {
+            (Some((portal, api)), _) => Endpoints::custom(portal, api, self.http_policy)?,
+            (None, Some(domain)) => Endpoints::from_portal(domain)?,
+            (None, None) => {
+                return Err(Error::Config(
+                    "call .portal(\"portal1.comm100.io\") or .urls(portal, api)",
+                ))
+            }
+        };
+        let login_timeout = self.login_timeout.unwrap_or(Duration::from_secs(30));
+        let retry = self.retry.unwrap_or_default();
+        let http = match self.http {
+            Some(http) => http,
+            None => default_http_client(Duration::from_secs(15))?,
+        };
+        let source: Arc<dyn TokenSource> = match self.credentials {
+            Some(Credentials::Source(source)) => source,
+            Some(Credentials::Password {
+                email,
+                password,
+                site_id,
+            }) => {
+                let portal = generated::Client::new_with_client(
+                    endpoints.portal_url(),
+                    // The login's own timeout bounds each token request; the cache bounds the whole.
+                    default_http_client(login_timeout)?,
+                    Inner {
+                        auth: None,
+                        retry: retry.clone(),
+                        api_origin: None,
+                    },
+                );
+                Arc::new(PasswordLogin {
+                    portal,
+                    email,
+                    password,
+                    site_id,
+                })
+            }
+            None => {
+                return Err(Error::Config(
+                    "call .password_login(..), .static_token(..) or .token_source(..)",
+                ))
+            }
+        };
+        let auth = Arc::new(TokenCache::new(
+            source,
+            self.refresh_buffer.unwrap_or(Duration::from_secs(60)),
+            login_timeout,
+        ));
+        let client = generated::Client::new_with_client(
+            endpoints.api_url(),
+            http,
+            Inner {
+                auth: Some(auth.clone()),
+                retry,
+                api_origin: Some(endpoints.api_origin()),
+            },
+        );
+        Ok(Comm100 {
+            client,
+            endpoints,
+            auth,
+        })
+    }
+}
+
+/// 15 s timeouts, as progenitor's default client, and redirects only within one origin, so that
+/// a redirect can never carry a request to another host.
+fn default_http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
+    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().cloned();
+        match first {
+            Some(first) if attempt.previous().len() < 5 && same_origin(&first, attempt.url()) => {
+                attempt.follow()
+            }
+            _ => attempt.stop(),
+        }
+    });
+    reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .redirect(redirects)
+        .build()
+        .map_err(Error::Transport)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const FULL: [(&str, &str); 4] = [
+        ("COMM100_PORTAL", "portal3.comm100.io"),
+        ("COMM100_EMAIL", "a@example.com"),
+        ("COMM100_PASSWORD", "hunter2-secret"),
+        ("COMM100_SITE_ID", "10000"),
+    ];
+
+    #[test]
+    fn env_selects_hosts_and_overrides_win() {
+        let c = Comm100Builder::from_vars(vars(&FULL))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.endpoints().api_url(), "https://api3.comm100.io/api/v3");
+        let mut with_override = FULL.to_vec();
+        with_override.push(("COMM100_API_URL", "http://127.0.0.1:9/api/v3"));
+        let c = Comm100Builder::from_vars(vars(&with_override))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(c.endpoints().api_url(), "http://127.0.0.1:9/api/v3");
+        assert_eq!(c.endpoints().portal_url(), "https://portal3.comm100.io");
+        let only_urls = [
+            ("COMM100_PORTAL_URL", "http://127.0.0.1:9"),
+            ("COMM100_API_URL", "http://127.0.0.1:9/api/v3"),
+            ("COMM100_EMAIL", "a@example.com"),
+            ("COMM100_PASSWORD", "p"),
+            ("COMM100_SITE_ID", "1"),
+        ];
+        assert!(Comm100Builder::from_vars(vars(&only_urls))
+            .unwrap()
+            .build()
+            .is_ok());
+    }
+
+    #[test]
+    fn env_errors_name_the_variable_and_never_the_password() {
+        for missing in [
+            "COMM100_PORTAL",
+            "COMM100_EMAIL",
+            "COMM100_PASSWORD",
+            "COMM100_SITE_ID",
+        ] {
+            let partial: Vec<_> = FULL
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
+            let err = Comm100Builder::from_vars(vars(&partial)).unwrap_err();
+            assert!(
+                matches!(err, Error::MissingEnv { var, .. } if var == missing),
+                "{err}"
+            );
+            assert!(err.to_string().contains(missing));
+        }
+        let mut bad = FULL.to_vec();
+        bad[3] = ("COMM100_SITE_ID", "ten");
+        let err = Comm100Builder::from_vars(vars(&bad)).unwrap_err();
+        assert!(
+            err.to_string().contains("COMM100_SITE_ID") && err.to_string().contains("ten"),
+            "{err}"
+        );
+        bad[3] = ("COMM100_SITE_ID", "1");
+        bad[0] = ("COMM100_PORTAL", "example.com");
+        let err = Comm100Builder::from_vars(vars(&bad)).unwrap_err();
+        assert!(err.to_string().contains("COMM100_PORTAL"), "{err}");
+        assert!(!err.to_string().contains("hunter2-secret"));
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let builder = Comm100::builder()
+            .portal("portal1.comm100.io")
+            .password_login("a@example.com", "hunter2-secret", 1);
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        let client = builder.build().unwrap();
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        let token = Comm100::builder()
+            .portal("portal1.comm100.io")
+            .static_token("tok-secret-value")
+            .build()
+            .unwrap();
+        assert!(!format!("{token:?}").contains("tok-secret-value"));
+    }
+
+    #[test]
+    fn build_requires_hosts_and_credentials() {
+        assert!(matches!(
+            Comm100::builder().static_token("t").build(),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            Comm100::builder().portal("portal1.comm100.io").build(),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            Comm100::builder()
+                .portal("portal1.comm100.com")
+                .static_token("t")
+                .build(),
+            Err(Error::InvalidDomain { .. })
+        ));
+    }
+}

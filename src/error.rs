@@ -1,0 +1,184 @@
+//! Errors: [`Error`] for the wrapper's own failures, and [`ApiErrorExt`] to inspect the errors
+//! of the generated operations.
+//!
+//! No error here holds a password or a token: they live in `secrecy` types and are never
+//! formatted.
+
+use reqwest::StatusCode;
+
+use crate::generated::types;
+
+/// The header the hooks add to every error response, naming the operation that failed.
+pub(crate) const OPERATION_HEADER: &str = "comm100-operation-id";
+
+/// A failure of the wrapper itself: configuration, or logging in.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The control-panel domain is not of the form Comm100 serves.
+    #[error("`{given}` is not a Comm100 control-panel domain: expected portal{{N}}.comm100.io (for example portal1.comm100.io), or give explicit URLs")]
+    InvalidDomain {
+        /// What was given.
+        given: String,
+    },
+    /// A base URL could not be used.
+    #[error("the {what} `{url}` is not usable: {reason}")]
+    InvalidUrl {
+        /// Which URL: "portal URL" or "API URL".
+        what: &'static str,
+        /// What was given.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A base URL uses plain `http` to a host other than loopback.
+    #[error("the {what} `{url}` uses plain http to a host other than loopback, which would send credentials in clear text; use https, or opt in with HttpPolicy::DangerAllowHttp")]
+    InsecureUrl {
+        /// Which URL: "portal URL" or "API URL".
+        what: &'static str,
+        /// What was given.
+        url: String,
+    },
+    /// The builder lacks something it needs.
+    #[error("the client is not fully configured: {0}")]
+    Config(&'static str),
+    /// An environment variable that [`crate::Comm100::from_env`] needs is not set.
+    #[error("the environment variable {var} is not set: {hint}")]
+    MissingEnv {
+        /// The variable.
+        var: &'static str,
+        /// What it should hold.
+        hint: &'static str,
+    },
+    /// An environment variable holds a value that cannot be used.
+    #[error("the environment variable {var} is invalid: {reason}")]
+    InvalidEnv {
+        /// The variable.
+        var: &'static str,
+        /// Why it was refused (never the value of a secret).
+        reason: String,
+    },
+    /// The token operation refused the credentials, or failed.
+    #[error("login failed with HTTP {status}{}: {message}", code.map(|c| format!(" (Comm100 code {c})")).unwrap_or_default())]
+    Login {
+        /// The HTTP status of the token response.
+        status: StatusCode,
+        /// Comm100's error code, when the body had one.
+        code: Option<i64>,
+        /// Comm100's message, or a snippet of a body that was not JSON.
+        message: String,
+    },
+    /// The token operation did not answer within the login timeout.
+    #[error("login timed out after {0:?}")]
+    LoginTimeout(std::time::Duration),
+    /// The token response was a success but held no usable token.
+    #[error("login returned no usable token: {0}")]
+    BadToken(String),
+    /// A user-supplied token source failed.
+    #[error("the token source failed: {0}")]
+    TokenSource(String),
+    /// The request could not be sent or its response could not be read.
+    #[error("HTTP transport error: {0}")]
+    Transport(#[source] reqwest::Error),
+}
+
+/// What every operation error can tell about itself.
+///
+/// Implemented for the generated operations' error type, `progenitor_client::Error<types::Error>`.
+/// The hooks normalise every error response before progenitor decodes it, so an error body that
+/// was not JSON (an HTML page, an empty body, Comm100's relaxed `{ code: 400000, message: "…" }`)
+/// still arrives as an `ErrorResponse` with its status, never as a decoding failure.
+///
+/// ```no_run
+/// use comm100::ApiErrorExt;
+/// # async fn f(c100: &comm100::Comm100, id: uuid::Uuid) {
+/// match c100.client().get_customer_segment().id(id).send().await {
+///     Ok(segment) => println!("{}", *segment.name),
+///     Err(e) if e.is_not_found() => println!("no such segment"),
+///     Err(e) => eprintln!("{} failed: HTTP {:?}, code {:?}: {}", e.operation_id().unwrap_or("?"), e.status(), e.code(), e.message()),
+/// }
+/// # }
+/// ```
+pub trait ApiErrorExt {
+    /// The HTTP status, when a response arrived.
+    fn http_status(&self) -> Option<StatusCode>;
+    /// Comm100's error code, when the body had one.
+    fn code(&self) -> Option<i64>;
+    /// Comm100's message, a snippet of a body that was not JSON, or a description of the
+    /// failure when no response arrived.
+    fn message(&self) -> String;
+    /// The operation that failed (`generate_jwt_token` when logging in failed), when a
+    /// response arrived.
+    fn operation_id(&self) -> Option<&str>;
+    /// Whether trying again later may succeed: no response, or 408, 429, 500, 502, 503, 504,
+    /// or the daily limit.
+    fn is_retryable(&self) -> bool;
+    /// A `429`, or a `403` whose message says the daily request limit was exceeded.
+    fn is_rate_limited(&self) -> bool;
+    /// A `404`.
+    fn is_not_found(&self) -> bool;
+    /// A `401`: the credentials or the token were refused, even after one refresh.
+    fn is_unauthorized(&self) -> bool;
+}
+
+impl ApiErrorExt for progenitor_client::Error<types::Error> {
+    fn http_status(&self) -> Option<StatusCode> {
+        self.status()
+    }
+
+    fn code(&self) -> Option<i64> {
+        match self {
+            progenitor_client::Error::ErrorResponse(rv) => rv.code,
+            _ => None,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            progenitor_client::Error::ErrorResponse(rv) => rv.message.clone().unwrap_or_default(),
+            // The Display of the other variants names the failure; none carries a secret.
+            other => other.to_string(),
+        }
+    }
+
+    fn operation_id(&self) -> Option<&str> {
+        match self {
+            progenitor_client::Error::ErrorResponse(rv) => {
+                rv.headers().get(OPERATION_HEADER)?.to_str().ok()
+            }
+            _ => None,
+        }
+    }
+
+    fn is_retryable(&self) -> bool {
+        match self {
+            progenitor_client::Error::CommunicationError(_) => true,
+            _ => {
+                self.status().is_some_and(crate::retry::is_retryable_status)
+                    || self.is_rate_limited()
+            }
+        }
+    }
+
+    fn is_rate_limited(&self) -> bool {
+        match self.status() {
+            Some(StatusCode::TOO_MANY_REQUESTS) => true,
+            Some(StatusCode::FORBIDDEN) => is_daily_limit(&self.message()),
+            _ => false,
+        }
+    }
+
+    fn is_not_found(&self) -> bool {
+        self.status() == Some(StatusCode::NOT_FOUND)
+    }
+
+    fn is_unauthorized(&self) -> bool {
+        self.status() == Some(StatusCode::UNAUTHORIZED)
+    }
+}
+
+/// Comm100 says "the number of your API requests has exceeded the limit of the day".
+pub(crate) fn is_daily_limit(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("exceeded") && m.contains("limit")
+}
