@@ -53,11 +53,15 @@ impl Token {
         &self.secret
     }
 
-    fn is_fresh(&self, buffer: Duration) -> bool {
-        match self.expires_at {
-            Some(exp) => SystemTime::now() + buffer < exp,
-            None => true,
-        }
+    /// When to refresh: `buffer` before expiry, or halfway through the remaining life of a
+    /// token that lives less than twice the buffer, so that a short-lived token is still used
+    /// rather than refreshed on every call. `None`: never (no readable `exp`).
+    fn refresh_at(&self, buffer: Duration) -> Option<SystemTime> {
+        let exp = self.expires_at?;
+        let remaining = exp
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        Some(exp - buffer.min(remaining / 2))
     }
 }
 
@@ -158,7 +162,8 @@ impl TokenSource for PasswordLogin {
 /// Caches a token, refreshing it a buffer before it expires, with one refresh at a time.
 pub(crate) struct TokenCache {
     source: Arc<dyn TokenSource>,
-    current: RwLock<Option<Token>>,
+    /// The token, and when to refresh it.
+    current: RwLock<Option<(Token, Option<SystemTime>)>>,
     /// Held by the one caller that refreshes; the others wait on it, then reuse its token.
     refresh: Mutex<()>,
     buffer: Duration,
@@ -202,7 +207,8 @@ impl TokenCache {
             token_id = token.id().as_deref().unwrap_or("-"),
             "fetched a new token"
         );
-        *self.current.write().await = Some(token.clone());
+        let refresh_at = token.refresh_at(self.buffer);
+        *self.current.write().await = Some((token.clone(), refresh_at));
         Ok(token)
     }
 
@@ -211,19 +217,19 @@ impl TokenCache {
         let mut current = self.current.write().await;
         if current
             .as_ref()
-            .is_some_and(|t| t.secret.expose_secret() == rejected.secret.expose_secret())
+            .is_some_and(|(t, _)| t.secret.expose_secret() == rejected.secret.expose_secret())
         {
             *current = None;
         }
     }
 
     async fn fresh(&self) -> Option<Token> {
-        self.current
-            .read()
-            .await
-            .as_ref()
-            .filter(|t| t.is_fresh(self.buffer))
-            .cloned()
+        let current = self.current.read().await;
+        let (token, refresh_at) = current.as_ref()?;
+        match refresh_at {
+            Some(at) if SystemTime::now() >= *at => None,
+            _ => Some(token.clone()),
+        }
     }
 }
 
@@ -261,8 +267,28 @@ mod tests {
         ] {
             let t = Token::new(raw);
             assert_eq!(t.expires_at(), None);
-            assert!(t.is_fresh(Duration::from_secs(3600)));
+            assert_eq!(t.refresh_at(Duration::from_secs(3600)), None);
         }
+    }
+
+    #[test]
+    fn refresh_is_a_buffer_before_expiry_or_halfway_for_short_tokens() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let long = Token::new(jwt(&format!(r#"{{"exp":{}}}"#, now + 7200)));
+        let at = long.refresh_at(Duration::from_secs(60)).unwrap();
+        assert_eq!(at, long.expires_at().unwrap() - Duration::from_secs(60));
+        let short = Token::new(jwt(&format!(r#"{{"exp":{}}}"#, now + 40)));
+        let at = short.refresh_at(Duration::from_secs(60)).unwrap();
+        let before_exp = short.expires_at().unwrap().duration_since(at).unwrap();
+        assert!(
+            before_exp <= Duration::from_secs(20) && before_exp >= Duration::from_secs(18),
+            "{before_exp:?}"
+        );
+        let expired = Token::new(jwt(&format!(r#"{{"exp":{}}}"#, now - 10)));
+        assert!(expired.refresh_at(Duration::from_secs(60)).unwrap() <= SystemTime::now());
     }
 
     #[test]

@@ -1,0 +1,762 @@
+//! The client against the sandbox over real HTTP on loopback, and against purpose-built
+//! loopback servers where the sandbox cannot misbehave in the needed way.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use comm100::generated::{types, ClientCustomerSegmentsExt as _};
+use comm100::{ApiErrorExt, Comm100, RetryPolicy};
+use comm100_sandbox::{
+    Controls, Fault, OddBody, Route, Sandbox, SandboxConfig, DEFAULT_EMAIL, DEFAULT_PASSWORD,
+    DEFAULT_SITE_ID,
+};
+
+fn client_for(sb: &Sandbox) -> comm100::Comm100Builder {
+    Comm100::builder()
+        .urls(sb.portal_url(), sb.api_url())
+        .password_login(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID)
+        .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
+}
+
+fn segment(name: &str) -> types::builder::CustomerSegment {
+    types::CustomerSegment::builder()
+        .name(name)
+        .conditions(vec![types::Condition::builder()
+            .field("CurrentPageUrl")
+            .operator(types::KnownConditionOperator::Include)
+            .value("live")
+            .try_into()
+            .unwrap()])
+}
+
+fn count(ctl: &Controls, route: Route) -> usize {
+    ctl.requests()
+        .iter()
+        .filter(|r| r.route == Some(route))
+        .count()
+}
+
+#[tokio::test]
+async fn logs_in_lazily_once_and_runs_every_operation() {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    let c100 = client_for(&sb).build().unwrap();
+    assert_eq!(ctl.requests().len(), 0, "building sends nothing");
+
+    let created = c100
+        .client()
+        .create_customer_segment()
+        .body(segment("first"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.into_inner().id.expect("the sandbox returns the id");
+    let got = c100
+        .client()
+        .get_customer_segment()
+        .id(id)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(*got.name, "first");
+    assert_eq!(
+        got.color.as_deref().map(String::as_str),
+        Some("339FD9"),
+        "the server's default"
+    );
+    let updated = c100
+        .client()
+        .update_customer_segment()
+        .id(id)
+        .body(segment("renamed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(*updated.into_inner().name, "renamed");
+    let list = c100
+        .client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.len(), 1);
+    let deleted = c100
+        .client()
+        .delete_customer_segment()
+        .id(id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let err = c100
+        .client()
+        .get_customer_segment()
+        .id(id)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found() && !err.is_retryable(), "{err}");
+    assert_eq!(err.operation_id(), Some("get_customer_segment"));
+
+    assert_eq!(ctl.token_requests(), 1, "one login for all six operations");
+    let jtis: std::collections::HashSet<_> = ctl
+        .requests()
+        .iter()
+        .filter_map(|r| r.token_jti.clone())
+        .collect();
+    assert_eq!(jtis.len(), 1);
+}
+
+/// 1000 callers find the token expired at once: exactly one token request, and all of them
+/// get the new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_callers_share_one_refresh() {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    let c100 = client_for(&sb).build().unwrap();
+    // The first token is born expired; the next lives two hours.
+    ctl.set_token_lifetime(Duration::ZERO);
+    c100.login().await.unwrap();
+    ctl.set_token_lifetime(Duration::from_secs(7200));
+    ctl.clear_requests();
+
+    let calls = (0..1000).map(|_| {
+        let c100 = c100.clone();
+        tokio::spawn(async move {
+            c100.client()
+                .list_customer_segments()
+                .send()
+                .await
+                .map(|_| ())
+        })
+    });
+    let results = futures::future::join_all(calls).await;
+    let failed = results.iter().filter(|r| !matches!(r, Ok(Ok(())))).count();
+    assert_eq!(failed, 0);
+    assert_eq!(ctl.token_requests(), 1, "one refresh for 1000 callers");
+    let lists: Vec<_> = ctl
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == Some(Route::List))
+        .collect();
+    assert_eq!(lists.len(), 1000);
+    let jtis: std::collections::HashSet<_> = lists.iter().map(|r| r.token_jti.clone()).collect();
+    assert_eq!(jtis.len(), 1, "every caller used the new token");
+    assert!(lists.iter().all(|r| r.status == Some(200)));
+}
+
+#[tokio::test]
+async fn a_refused_token_is_refreshed_once_and_the_request_retried() {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    let c100 = client_for(&sb).build().unwrap();
+    c100.login().await.unwrap();
+    ctl.revoke_tokens();
+    ctl.clear_requests();
+
+    let created = c100
+        .client()
+        .create_customer_segment()
+        .body(segment("after-revoke"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let log: Vec<_> = ctl.requests().iter().map(|r| (r.route, r.status)).collect();
+    assert_eq!(
+        log,
+        vec![
+            (Some(Route::Create), Some(401)),
+            (Some(Route::Token), Some(200)),
+            (Some(Route::Create), Some(201))
+        ]
+    );
+    assert_eq!(
+        ctl.segments(DEFAULT_SITE_ID).len(),
+        1,
+        "a 401 is refused before acting: no duplicate"
+    );
+
+    // A static token the server refuses: refreshed (to itself) once, then Unauthorized.
+    let bad = Comm100::builder()
+        .urls(sb.portal_url(), sb.api_url())
+        .static_token("not-a-token")
+        .build()
+        .unwrap();
+    ctl.clear_requests();
+    let err = bad
+        .client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_unauthorized(), "{err}");
+    assert_eq!(
+        count(&ctl, Route::List),
+        2,
+        "one retry after the 401, then the error"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_create_is_not_retried_and_never_duplicates() {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    let c100 = client_for(&sb).build().unwrap();
+    c100.login().await.unwrap();
+
+    ctl.fail_next(1, Fault::DropAfterHandling, Some(Route::Create));
+    let err = c100
+        .client()
+        .create_customer_segment()
+        .body(segment("dropped-after"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.http_status().is_none() && err.is_retryable(),
+        "a transport error: {err}"
+    );
+    assert_eq!(count(&ctl, Route::Create), 1, "the POST was sent once");
+    assert_eq!(
+        ctl.segments(DEFAULT_SITE_ID).len(),
+        1,
+        "the server created it once"
+    );
+
+    ctl.fail_next(1, Fault::DropBeforeHandling, Some(Route::Create));
+    c100.client()
+        .create_customer_segment()
+        .body(segment("dropped-before"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(count(&ctl, Route::Create), 2);
+    assert_eq!(ctl.segments(DEFAULT_SITE_ID).len(), 1);
+
+    ctl.fail_next(1, Fault::Status(503), Some(Route::Create));
+    let err = c100
+        .client()
+        .create_customer_segment()
+        .body(segment("503"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.http_status().map(|s| s.as_u16()), Some(503));
+    assert_eq!(
+        count(&ctl, Route::Create),
+        3,
+        "a POST that reached the server is not retried"
+    );
+
+    // The same faults on a GET are retried.
+    ctl.fail_next(1, Fault::DropBeforeHandling, Some(Route::List));
+    ctl.fail_next(1, Fault::Status(502), Some(Route::List));
+    let list = c100
+        .client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.len(), 1);
+    assert_eq!(count(&ctl, Route::List), 3);
+}
+
+#[tokio::test]
+async fn a_post_whose_connection_is_refused_is_retried() {
+    // Nothing listens on the API port at first, so the connection is refused: the request
+    // certainly never reached a server and is safe to send again.
+    let sb = Sandbox::start().await.unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let c100 = Comm100::builder()
+        .urls(sb.portal_url(), format!("http://127.0.0.1:{port}/api/v3"))
+        .password_login(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID)
+        .retry(
+            RetryPolicy::default()
+                .max_attempts(3)
+                .initial_backoff(Duration::from_millis(1)),
+        )
+        .build()
+        .unwrap();
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let _guard = tracing::subscriber::set_default(recorder(attempts.clone()));
+    let err = c100
+        .client()
+        .create_customer_segment()
+        .body(segment("x"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.http_status().is_none(), "{err}");
+    let logs = String::from_utf8(attempts.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        logs.matches("transport error; retrying").count(),
+        2,
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_capped() {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    let c100 = client_for(&sb).build().unwrap();
+    c100.login().await.unwrap();
+
+    ctl.fail_next(
+        1,
+        Fault::RateLimited {
+            retry_after: "1".into(),
+        },
+        Some(Route::List),
+    );
+    let started = Instant::now();
+    c100.client().list_customer_segments().send().await.unwrap();
+    let waited = started.elapsed();
+    // The backoff alone would be at most 1 ms; the server asked for a second.
+    assert!(waited >= Duration::from_secs(1), "{waited:?}");
+    assert_eq!(count(&ctl, Route::List), 2);
+
+    let capped = client_for(&sb)
+        .retry(RetryPolicy::default().max_retry_after(Duration::from_millis(10)))
+        .build()
+        .unwrap();
+    ctl.fail_next(
+        1,
+        Fault::RateLimited {
+            retry_after: "3600".into(),
+        },
+        Some(Route::List),
+    );
+    let started = Instant::now();
+    capped
+        .client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "a one-hour Retry-After is cut to the cap"
+    );
+
+    // Three attempts by default, then the last error, which says it is rate limited.
+    ctl.fail_next(
+        3,
+        Fault::RateLimited {
+            retry_after: "0".into(),
+        },
+        Some(Route::List),
+    );
+    ctl.clear_requests();
+    let err = c100
+        .client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_rate_limited() && err.is_retryable(), "{err}");
+    assert_eq!(count(&ctl, Route::List), 3);
+
+    let off = client_for(&sb)
+        .retry(RetryPolicy::disabled())
+        .build()
+        .unwrap();
+    ctl.fail_next(1, Fault::Status(500), Some(Route::List));
+    ctl.clear_requests();
+    off.client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(count(&ctl, Route::List), 1, "retries can be turned off");
+}
+
+#[tokio::test]
+async fn odd_error_bodies_keep_their_status() {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    let c100 = client_for(&sb).build().unwrap();
+    let id = uuid::Uuid::new_v4();
+
+    let cases = [
+        (OddBody::Relaxed, 400, Some(400000), "Injected fault"),
+        (OddBody::Html, 400, None, "non-JSON error body: <"),
+        (OddBody::Empty, 404, None, "(empty error body)"),
+    ];
+    for (body, status, code, message) in cases {
+        ctl.fail_next(1, Fault::OddBody { status, body }, Some(Route::Get));
+        let err = c100
+            .client()
+            .get_customer_segment()
+            .id(id)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.http_status().map(|s| s.as_u16()),
+            Some(status),
+            "{body:?}: {err}"
+        );
+        assert_eq!(err.code(), code, "{body:?}");
+        assert!(
+            err.message().contains(message),
+            "{body:?}: {}",
+            err.message()
+        );
+        assert_eq!(err.operation_id(), Some("get_customer_segment"));
+    }
+
+    ctl.set_daily_limit(Some(0));
+    let err = c100
+        .client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.http_status().map(|s| s.as_u16()), Some(403));
+    assert!(err.is_rate_limited(), "{}", err.message());
+}
+
+#[tokio::test]
+async fn unknown_enum_values_and_fields_still_decode() {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    let c100 = client_for(&sb).build().unwrap();
+    c100.client()
+        .create_customer_segment()
+        .body(segment("known"))
+        .send()
+        .await
+        .unwrap();
+    ctl.set_forward_compat(true);
+    let list = c100
+        .client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.len(), 1);
+    let operator = &list[0].conditions[0].operator;
+    assert!(
+        matches!(operator, types::ConditionOperator::Other(v) if v.as_str() == "startsWith"),
+        "{operator:?}"
+    );
+    assert!(
+        matches!(&list[0].condition_met_type, Some(types::ConditionMetType::Other(v)) if v.as_str() == "weighted")
+    );
+}
+
+#[tokio::test]
+async fn bad_input_fails_locally_and_sends_nothing() {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    let c100 = client_for(&sb).build().unwrap();
+
+    let cases: [(types::builder::CustomerSegment, &str); 3] = [
+        (segment(""), "name"),
+        (segment("   "), "name"),
+        (
+            types::CustomerSegment::builder().name("no conditions"),
+            "conditions",
+        ),
+    ];
+    for (body, field) in cases {
+        let err = c100
+            .client()
+            .create_customer_segment()
+            .body(body)
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, progenitor_client::Error::InvalidRequest(_)),
+            "{err}"
+        );
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    }
+    let err = c100
+        .client()
+        .create_customer_segment()
+        .body(segment("x").conditions(vec![]))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("conditions"), "{err}");
+    let err = c100
+        .client()
+        .get_customer_segment()
+        .id("not-a-uuid")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, progenitor_client::Error::InvalidRequest(_))
+            && err.to_string().contains("id"),
+        "{err}"
+    );
+    assert_eq!(
+        ctl.requests().len(),
+        0,
+        "nothing was sent, not even a login"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_login_is_typed_and_never_shows_the_password() {
+    let sb = Sandbox::start().await.unwrap();
+    let secret = "wrong-password-xyzzy";
+    let c100 = Comm100::builder()
+        .urls(sb.portal_url(), sb.api_url())
+        .password_login(DEFAULT_EMAIL, secret, DEFAULT_SITE_ID)
+        .build()
+        .unwrap();
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let _guard = tracing::subscriber::set_default(recorder(logs.clone()));
+
+    let err = c100.login().await.unwrap_err();
+    match &err {
+        comm100::Error::Login {
+            status, message, ..
+        } => {
+            assert_eq!(status.as_u16(), 401);
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected a login error, got {other:?}"),
+    }
+    let op_err = c100
+        .client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(op_err.operation_id(), Some("generate_jwt_token"));
+    assert!(op_err.is_unauthorized());
+    for shown in [
+        err.to_string(),
+        format!("{err:?}"),
+        op_err.to_string(),
+        format!("{op_err:?}"),
+        format!("{c100:?}"),
+    ] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("generate_jwt_token"),
+        "the login is traced: {logs}"
+    );
+    assert!(!logs.contains(secret), "{logs}");
+}
+
+#[tokio::test]
+async fn spans_name_the_operation_and_never_the_token() {
+    let sb = Sandbox::start().await.unwrap();
+    let c100 = client_for(&sb).build().unwrap();
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let _guard = tracing::subscriber::set_default(recorder(logs.clone()));
+    c100.client().list_customer_segments().send().await.unwrap();
+    let token = c100.token().await.unwrap();
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("comm100.request"), "{logs}");
+    for field in [
+        "operation_id=\"list_customer_segments\"",
+        "method=GET",
+        "path=/api/v3/livechat/customerSegments",
+        "attempt=1",
+        "status=200",
+        "duration_ms=",
+    ] {
+        assert!(logs.contains(field), "{field} in {logs}");
+    }
+    let raw = format!("{:?}", token);
+    assert!(raw.contains("REDACTED"));
+    // The token itself: the sandbox's log gives its jti, never the token; search the logs for
+    // any JWT-looking text instead.
+    assert!(!logs.contains("eyJ"), "no JWT in the logs: {logs}");
+}
+
+#[tokio::test]
+async fn the_token_never_leaves_the_api_origin() {
+    // An API host that redirects every request to another origin, which records what it gets.
+    let sb = Sandbox::start().await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::<Option<String>>::new()));
+    let other = {
+        let seen = seen.clone();
+        serve(
+            axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(
+                        headers
+                            .get("authorization")
+                            .map(|v| v.to_str().unwrap().to_string()),
+                    );
+                    "[]"
+                }
+            }),
+        )
+        .await
+    };
+    let redirector = serve(axum::Router::new().fallback(move || async move {
+        axum::response::Redirect::temporary(&format!(
+            "http://{other}/api/v3/livechat/customerSegments"
+        ))
+    }))
+    .await;
+    let c100 = Comm100::builder()
+        .urls(sb.portal_url(), format!("http://{redirector}/api/v3"))
+        .password_login(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID)
+        .build()
+        .unwrap();
+    let err = c100
+        .client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.http_status().map(|s| s.as_u16()), Some(307), "{err}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the redirect to another origin was not followed"
+    );
+
+    // Even a user-supplied client that follows every redirect does not carry the token across.
+    let follows = Comm100::builder()
+        .urls(sb.portal_url(), format!("http://{redirector}/api/v3"))
+        .password_login(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID)
+        .http_client(reqwest::Client::new())
+        .build()
+        .unwrap();
+    follows
+        .client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![None],
+        "followed, without the Authorization header"
+    );
+}
+
+#[tokio::test]
+async fn a_login_that_hangs_is_bounded_by_the_timeout() {
+    let hanging =
+        serve(axum::Router::new().fallback(|| std::future::pending::<&'static str>())).await;
+    let c100 = Comm100::builder()
+        .urls(
+            format!("http://{hanging}"),
+            format!("http://{hanging}/api/v3"),
+        )
+        .password_login(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID)
+        .login_timeout(Duration::from_millis(200))
+        .retry(RetryPolicy::disabled())
+        .build()
+        .unwrap();
+    let err = c100.login().await.unwrap_err();
+    assert!(
+        matches!(&err, comm100::Error::LoginTimeout(_))
+            || matches!(&err, comm100::Error::Transport(e) if e.is_timeout()),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn static_tokens_and_token_sources_are_used_as_given() {
+    let sb = Sandbox::start_with(SandboxConfig::default()).await.unwrap();
+    let ctl = sb.controls();
+    let token = reqwest::Client::new()
+        .post(format!("{}/adminwebservice/api/jwttoken/generate", sb.portal_url()))
+        .json(&serde_json::json!({"LoginType":"Password","Username":DEFAULT_EMAIL,"Password":DEFAULT_PASSWORD,"SiteId":DEFAULT_SITE_ID}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let fixed = Comm100::builder()
+        .urls(sb.portal_url(), sb.api_url())
+        .static_token(token.clone())
+        .build()
+        .unwrap();
+    fixed
+        .client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap();
+
+    struct Counting(Arc<std::sync::atomic::AtomicUsize>, String);
+    impl comm100::TokenSource for Counting {
+        fn fetch(&self) -> comm100::TokenFuture<'_> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let token = comm100::Token::new(self.1.clone());
+            Box::pin(async move { Ok(token) })
+        }
+    }
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sourced = Comm100::builder()
+        .urls(sb.portal_url(), sb.api_url())
+        .token_source(Counting(fetches.clone(), token))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        sourced
+            .client()
+            .list_customer_segments()
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "fetched once, then cached"
+    );
+    assert_eq!(
+        ctl.token_requests(),
+        1,
+        "only the test's own login hit the token endpoint"
+    );
+}
+
+async fn serve(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+/// A subscriber that writes every event and span close, with fields, into `buffer`.
+fn recorder(buffer: Arc<Mutex<Vec<u8>>>) -> impl tracing::Subscriber + Send + Sync {
+    #[derive(Clone)]
+    struct Writer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Writer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_writer(move || Writer(buffer.clone()))
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .finish()
+}
