@@ -95,11 +95,22 @@ impl SegmentInput {
     }
 }
 
-/// White space as the spec's `\S` pattern sees it when a Python validator (schemathesis) reads
-/// it: Rust's Unicode white space plus the information separators U+001C..U+001F, which
-/// Python's `str.isspace` also counts.
+/// White space as the spec's `\S` pattern means it: JSON Schema patterns are ECMA-262 regular
+/// expressions, whose `\s` is the ECMAScript WhiteSpace and LineTerminator characters. That set
+/// is neither Rust's `char::is_whitespace` (which adds U+0085 and lacks U+FEFF) nor Python's
+/// (which adds U+001C..U+001F); schemathesis validates with the ECMA set.
 fn is_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+    )
 }
 
 /// Whether a string is a uuid in the hyphenated form that JSON Schema's `format: uuid` means.
@@ -351,13 +362,17 @@ mod tests {
 
     #[test]
     fn blank_names() {
-        for name in ["", " ", "\t\n", "\u{1f}", "\u{3000}"] {
+        for name in ["", " ", "\t\n", "\u{3000}", "\u{feff}", "\u{2028} \u{a0}"] {
             let mut b = valid();
             b["name"] = json!(name);
-            assert!(
-                parse_segment(&b).unwrap_err().contains("'name'"),
-                "{name:?}"
-            );
+            let message = parse_segment(&b).unwrap_err();
+            assert!(message.contains("'name'"), "{name:?}");
+        }
+        // Not white space to ECMA-262, whatever Rust or Python say.
+        for name in ["\u{1c}\u{1c}", "\u{85}", "\u{200b}", "\u{180e}"] {
+            let mut b = valid();
+            b["name"] = json!(name);
+            assert!(parse_segment(&b).is_ok(), "{name:?}");
         }
     }
 

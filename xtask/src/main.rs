@@ -6,15 +6,17 @@
 
 #[path = "../../codegen/mod.rs"]
 mod codegen;
+mod conformance;
 mod review;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <generate | check>
+const USAGE: &str = "usage: cargo xtask <generate | check | conformance>
 
   generate   regenerate from openapi/comm100.yaml and update the reviewed snapshots
-  check      exit non-zero, with a diff, when the snapshots are not up to date";
+  check      exit non-zero, with a diff, when the snapshots are not up to date
+  conformance  run schemathesis against the sandbox with openapi/comm100.yaml";
 
 fn main() -> ExitCode {
     let root = workspace_root();
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
             &root.join(codegen::SPEC_PATH),
             &root.join(codegen::SNAPSHOT_DIR),
         ),
+        Some("conformance") => conformance::run(&root),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
