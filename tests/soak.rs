@@ -16,3 +16,25 @@ async fn refresh_storm_fetches_one_token_for_50_concurrent_operations() {
     assert_eq!(report.failed, 0, "{report}");
     assert_eq!(report.token_requests, 1, "{report}");
 }
+
+#[allow(dead_code)]
+#[path = "../examples/soak.rs"]
+mod soak;
+
+/// 500 seeded operations with 10% faults: nothing duplicated or lost, the sandbox's state is the
+/// model, and only creates (a POST that may have reached the server) ever fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_500_ops_with_faults_keeps_the_state_and_fails_only_creates() {
+    let report = soak::run_soak(500, soak::DEFAULT_SEED)
+        .await
+        .expect("the soak runs");
+    soak::print_report(&report);
+    assert!(report.faults > 0, "{}", report.summary());
+    assert_eq!(report.duplicates, 0, "{}", report.summary());
+    assert_eq!(report.lost, 0, "{}", report.summary());
+    assert!(report.state_matches, "{report:?}");
+    assert_eq!(report.stale_reads, 0, "{report:?}");
+    for failed in &report.failed {
+        assert_eq!(failed.kind, soak::OpKind::Create, "{failed:?}");
+    }
+}
