@@ -1,2 +1,473 @@
-//! placeholder
-fn main() {}
+//! Overhead of the SDK over hand-written `reqwest` + `serde_json` code doing the same work.
+//!
+//! ```text
+//! cargo bench --bench overhead
+//! ```
+//!
+//! A minimal axum server on loopback (its own thread and runtime) answers every request with a
+//! canned body, so that the server costs little and the same each time. Both sides share one
+//! `reqwest::Client`, send the same headers (`Accept`, `api-version`, the bearer token from one
+//! login on the canned token route) and decode into the same generated types
+//! (`types::CustomerSegment`, `Vec<types::CustomerSegment>`). The SDK side is a
+//! [`comm100::Comm100`] built with `.static_token(token)` and `.http_client(shared.clone())`, so
+//! its hooks (auth, retry loop, tracing span, error normalisation) run on every call.
+//!
+//! Operations: get one segment, list 100 segments, list 10,000 segments, create a segment.
+//! This is a bench binary (`harness = false`) with its own timing loop: a warm-up, then samples
+//! that alternate between the sides (SDK first on even samples, raw first on odd ones), one call
+//! per sample, and the median of each side. A counting global allocator measures the peak heap
+//! of one list of 10,000 on each side (peak above the heap in use just before the call).
+//!
+//! The output ends with one line per operation:
+//! `overhead <operation> ratio=<sdk/raw median> sdk=<median> raw=<median>`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use base64::Engine as _;
+use comm100::generated::{types, ClientCustomerSegmentsExt as _};
+use reqwest::header::{HeaderValue, ACCEPT};
+
+/// The system allocator, counting the bytes in use and the peak.
+struct Counting;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = CURRENT.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                grew(new_size - layout.size());
+            } else {
+                CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` and returns its result and the peak heap above the heap in use when it started.
+async fn peak_of<T>(f: impl std::future::Future<Output = T>) -> (T, usize) {
+    let base = CURRENT.load(Ordering::SeqCst);
+    PEAK.store(base, Ordering::SeqCst);
+    let out = f.await;
+    (out, PEAK.load(Ordering::SeqCst).saturating_sub(base))
+}
+
+/// The segment numbered `i`, in the shape the API returns.
+fn segment_json(i: usize) -> serde_json::Value {
+    serde_json::json!({
+        "id": uuid::Uuid::from_u128(0x5e6d_0000_0000_4000_8000_0000_0000_0000 | i as u128),
+        "name": format!("Segment {i:05}"),
+        "color": "339FD9",
+        "isEnable": i.is_multiple_of(2),
+        "order": i,
+        "description": format!("Visitors who looked at pricing page {i}"),
+        "conditionMetType": "all",
+        "logicalExpression": "",
+        "conditions": [
+            {"field": "CurrentPageUrl", "operator": "include", "value": format!("/pricing/{i}"), "order": 0}
+        ],
+        "alertTo": {"agentIds": [1, 2], "departmentIds": []}
+    })
+}
+
+/// A JWT-shaped token that expires in two hours.
+fn token() -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 7200;
+    format!(
+        "{}.{}.{}",
+        b64(r#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(&format!(
+            r#"{{"jti":"bench","agentId":"1","siteId":"10000","exp":{exp}}}"#
+        )),
+        "c2lnbmF0dXJlLW5vdC1jaGVja2VkLWJ5LXRoZS1iZW5jaC1zZXJ2ZXI"
+    )
+}
+
+/// The canned bodies: one segment, and lists keyed by their length.
+struct Canned {
+    one: Bytes,
+    lists: HashMap<usize, Bytes>,
+    token: Bytes,
+}
+
+fn json(status: StatusCode, body: &Bytes) -> axum::response::Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.clone(),
+    )
+        .into_response()
+}
+
+/// Starts the canned server on its own thread and runtime; returns its base URL.
+fn start_server() -> String {
+    let canned = Arc::new(Canned {
+        one: Bytes::from(serde_json::to_vec(&segment_json(1)).unwrap()),
+        lists: [1usize, 100, 10_000]
+            .into_iter()
+            .map(|n| {
+                let list: Vec<_> = (0..n).map(segment_json).collect();
+                (n, Bytes::from(serde_json::to_vec(&list).unwrap()))
+            })
+            .collect(),
+        token: Bytes::from(serde_json::to_vec(&serde_json::json!({ "token": token() })).unwrap()),
+    });
+    let app = axum::Router::new()
+        .route(
+            "/adminwebservice/api/jwttoken/generate",
+            post(|State(c): State<Arc<Canned>>, _body: Bytes| async move {
+                json(StatusCode::OK, &c.token)
+            }),
+        )
+        .route(
+            "/{n}/api/v3/livechat/customerSegments",
+            get(
+                |State(c): State<Arc<Canned>>, Path(n): Path<usize>| async move {
+                    json(StatusCode::OK, &c.lists[&n])
+                },
+            )
+            .post(|State(c): State<Arc<Canned>>, _body: Bytes| async move {
+                json(StatusCode::CREATED, &c.one)
+            }),
+        )
+        .route(
+            "/{n}/api/v3/livechat/customerSegments/{id}",
+            get(|State(c): State<Arc<Canned>>| async move { json(StatusCode::OK, &c.one) }),
+        )
+        .with_state(canned);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    format!("http://{addr}")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    Get,
+    List100,
+    List10000,
+    Create,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::List100 => "list_100",
+            Op::List10000 => "list_10000",
+            Op::Create => "create",
+        }
+    }
+
+    fn list_len(self) -> usize {
+        match self {
+            Op::List100 => 100,
+            Op::List10000 => 10_000,
+            Op::Get | Op::Create => 1,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Side {
+    Sdk,
+    Raw,
+}
+
+/// Both sides, ready to call.
+struct Bench {
+    base: String,
+    http: reqwest::Client,
+    token: String,
+    /// An SDK client per list length (the canned server serves each under its own prefix).
+    sdk: HashMap<usize, comm100::Comm100>,
+    id: uuid::Uuid,
+    new_segment: types::CustomerSegment,
+}
+
+impl Bench {
+    fn api(&self, n: usize) -> String {
+        format!("{}/{n}/api/v3", self.base)
+    }
+
+    /// One call; returns the number of segments decoded.
+    async fn once(&self, op: Op, side: Side) -> usize {
+        match side {
+            Side::Sdk => self.sdk_once(op).await,
+            Side::Raw => self.raw_once(op).await,
+        }
+    }
+
+    async fn sdk_once(&self, op: Op) -> usize {
+        let client = self.sdk[&op.list_len()].client();
+        match op {
+            Op::Get => {
+                let s = client
+                    .get_customer_segment()
+                    .id(self.id)
+                    .send()
+                    .await
+                    .unwrap()
+                    .into_inner();
+                black_box(s);
+                1
+            }
+            Op::List100 | Op::List10000 => {
+                let list = client
+                    .list_customer_segments()
+                    .send()
+                    .await
+                    .unwrap()
+                    .into_inner();
+                black_box(list).len()
+            }
+            Op::Create => {
+                let s = client
+                    .create_customer_segment()
+                    .body(self.new_segment.clone())
+                    .send()
+                    .await
+                    .unwrap()
+                    .into_inner();
+                black_box(s);
+                1
+            }
+        }
+    }
+
+    /// What a careful hand-written client does: same headers, same token, same types.
+    async fn raw_once(&self, op: Op) -> usize {
+        let api = self.api(op.list_len());
+        let request = match op {
+            Op::Get => self
+                .http
+                .get(format!("{api}/livechat/customerSegments/{}", self.id)),
+            Op::List100 | Op::List10000 => {
+                self.http.get(format!("{api}/livechat/customerSegments"))
+            }
+            Op::Create => self
+                .http
+                .post(format!("{api}/livechat/customerSegments"))
+                .json(&self.new_segment.clone()),
+        };
+        let response = request
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .header("api-version", HeaderValue::from_static("3"))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let bytes = response.bytes().await.unwrap();
+        match op {
+            Op::Get | Op::Create => {
+                let s: types::CustomerSegment = serde_json::from_slice(&bytes).unwrap();
+                black_box(s);
+                1
+            }
+            Op::List100 | Op::List10000 => {
+                let list: Vec<types::CustomerSegment> = serde_json::from_slice(&bytes).unwrap();
+                black_box(list).len()
+            }
+        }
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2
+    } else {
+        v[mid]
+    }
+}
+
+fn show(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 {
+        format!("{us:.1}µs")
+    } else {
+        format!("{:.2}ms", us / 1000.0)
+    }
+}
+
+/// Warm-up, then `samples` interleaved samples of each side; the medians (sdk, raw).
+async fn measure(bench: &Bench, op: Op, warmup: usize, samples: usize) -> (Duration, Duration) {
+    for _ in 0..warmup {
+        assert_eq!(bench.once(op, Side::Sdk).await, op.list_len());
+        assert_eq!(bench.once(op, Side::Raw).await, op.list_len());
+    }
+    let mut sdk = Vec::with_capacity(samples);
+    let mut raw = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let order = if i.is_multiple_of(2) {
+            [Side::Sdk, Side::Raw]
+        } else {
+            [Side::Raw, Side::Sdk]
+        };
+        for side in order {
+            let t = Instant::now();
+            black_box(bench.once(op, side).await);
+            let elapsed = t.elapsed();
+            match side {
+                Side::Sdk => sdk.push(elapsed),
+                Side::Raw => raw.push(elapsed),
+            }
+        }
+    }
+    (median(sdk), median(raw))
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is accepted and ignored.
+    let base = start_server();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap();
+        // One login, by hand, on the token route; both sides use this token.
+        let login: serde_json::Value = http
+            .post(format!("{base}/adminwebservice/api/jwttoken/generate"))
+            .json(&serde_json::json!({
+                "LoginType": "Password",
+                "Username": "agent@example.com",
+                "Password": "bench-password",
+                "SiteId": 10000
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["token"].as_str().unwrap().to_string();
+        let sdk = [1usize, 100, 10_000]
+            .into_iter()
+            .map(|n| {
+                let c100 = comm100::Comm100::builder()
+                    .urls(base.clone(), format!("{base}/{n}/api/v3"))
+                    .static_token(token.clone())
+                    .http_client(http.clone())
+                    .build()
+                    .unwrap();
+                (n, c100)
+            })
+            .collect();
+        let new_segment = types::CustomerSegment::builder()
+            .name("Bench segment")
+            .description("created by the overhead bench".to_string())
+            .conditions(vec![types::Condition::builder()
+                .field("CurrentPageUrl")
+                .operator(types::KnownConditionOperator::Include)
+                .value("/pricing")
+                .try_into()
+                .unwrap()])
+            .try_into()
+            .unwrap();
+        let bench = Bench {
+            base,
+            http,
+            token,
+            sdk,
+            id: uuid::Uuid::from_u128(0x5e6d_0000_0000_4000_8000_0000_0000_0001),
+            new_segment,
+        };
+
+        // (operation, warm-up calls per side, samples per side)
+        let plan = [
+            (Op::Get, 500, 4000),
+            (Op::List100, 200, 1500),
+            (Op::List10000, 5, 60),
+            (Op::Create, 500, 4000),
+        ];
+        let started = Instant::now();
+        let mut lines = Vec::new();
+        for (op, warmup, samples) in plan {
+            let (sdk, raw) = measure(&bench, op, warmup, samples).await;
+            lines.push(format!(
+                "overhead {} ratio={:.2} sdk={} raw={}",
+                op.name(),
+                sdk.as_secs_f64() / raw.as_secs_f64(),
+                show(sdk),
+                show(raw)
+            ));
+        }
+
+        // Peak heap of one list of 10,000 on each side, after the warm-up above.
+        let (n, sdk_peak) = peak_of(bench.once(Op::List10000, Side::Sdk)).await;
+        assert_eq!(n, 10_000);
+        let (n, raw_peak) = peak_of(bench.once(Op::List10000, Side::Raw)).await;
+        assert_eq!(n, 10_000);
+        println!(
+            "bench took {:.1}s (samples per side: get 4000, list_100 1500, list_10000 60, create 4000)",
+            started.elapsed().as_secs_f64()
+        );
+        println!("memory list_10000 sdk_peak={sdk_peak} raw_peak={raw_peak}");
+        for line in lines {
+            println!("{line}");
+        }
+    });
+}

@@ -253,7 +253,7 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
                 let expected = Expected {
                     name: format!("soak-{seed}-{index}"),
                     description: format!("created by op {index}"),
-                    is_enable: index % 2 == 0,
+                    is_enable: index.is_multiple_of(2),
                     value: format!("page-{index}"),
                 };
                 calls += 1;
