@@ -236,6 +236,7 @@ impl Sandbox {
             log: std::sync::Mutex::new(Vec::new()),
             log_len: watch::Sender::new(0),
             faults_injected: AtomicUsize::new(0),
+            stopped: watch::Sender::new(false),
         });
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, inner.clone(), stop_rx));
@@ -376,6 +377,14 @@ impl Controls {
     /// How many faults have been injected so far (each request a queued fault hit counts once).
     pub fn faults_injected(&self) -> usize {
         self.inner.faults_injected.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when the server has stopped: it no longer accepts connections and its open
+    /// connections have closed. Useful after dropping the [`Sandbox`] handle, whose `Drop`
+    /// cannot wait.
+    pub async fn wait_stopped(&self) {
+        let mut rx = self.inner.stopped.subscribe();
+        let _ = rx.wait_for(|stopped| *stopped).await;
     }
 
     /// Resolves when the request log holds at least `n` records.

@@ -122,6 +122,7 @@ pub(crate) async fn serve(
     {
         connections.abort_all();
     }
+    inner.stopped.send_replace(true);
     tracing::info!("comm100 sandbox stopped");
 }
 

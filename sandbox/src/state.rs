@@ -106,6 +106,8 @@ pub(crate) struct Inner {
     pub log: Mutex<Vec<RequestRecord>>,
     pub log_len: watch::Sender<usize>,
     pub faults_injected: AtomicUsize,
+    /// Turns true when the server has stopped accepting and its connections have closed.
+    pub stopped: watch::Sender<bool>,
 }
 
 impl Inner {
