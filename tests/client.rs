@@ -29,6 +29,15 @@ fn segment(name: &str) -> types::builder::CustomerSegment {
             .unwrap()])
 }
 
+/// A sandbox, its controls, and a client that has logged in to it.
+async fn logged_in() -> (Sandbox, Controls, Comm100) {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    let c100 = client_for(&sb).build().unwrap();
+    c100.login().await.unwrap();
+    (sb, ctl, c100)
+}
+
 fn count(ctl: &Controls, route: Route) -> usize {
     ctl.requests()
         .iter()
@@ -150,10 +159,7 @@ async fn a_thousand_callers_share_one_refresh() {
 
 #[tokio::test]
 async fn a_refused_token_is_refreshed_once_and_the_request_retried() {
-    let sb = Sandbox::start().await.unwrap();
-    let ctl = sb.controls();
-    let c100 = client_for(&sb).build().unwrap();
-    c100.login().await.unwrap();
+    let (sb, ctl, c100) = logged_in().await;
     ctl.revoke_tokens();
     ctl.clear_requests();
 
@@ -203,10 +209,7 @@ async fn a_refused_token_is_refreshed_once_and_the_request_retried() {
 
 #[tokio::test]
 async fn a_dropped_create_is_not_retried_and_never_duplicates() {
-    let sb = Sandbox::start().await.unwrap();
-    let ctl = sb.controls();
-    let c100 = client_for(&sb).build().unwrap();
-    c100.login().await.unwrap();
+    let (_sb, ctl, c100) = logged_in().await;
 
     ctl.fail_next(1, Fault::DropAfterHandling, Some(Route::Create));
     let err = c100
@@ -304,10 +307,7 @@ async fn a_post_whose_connection_is_refused_is_retried() {
 
 #[tokio::test]
 async fn retry_after_is_honoured_and_capped() {
-    let sb = Sandbox::start().await.unwrap();
-    let ctl = sb.controls();
-    let c100 = client_for(&sb).build().unwrap();
-    c100.login().await.unwrap();
+    let (sb, ctl, c100) = logged_in().await;
 
     ctl.fail_next(
         1,
