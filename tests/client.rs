@@ -650,8 +650,7 @@ async fn the_token_never_leaves_the_api_origin() {
 
 #[tokio::test]
 async fn a_login_that_hangs_is_bounded_by_the_timeout() {
-    let hanging =
-        serve(axum::Router::new().fallback(|| std::future::pending::<&'static str>())).await;
+    let hanging = serve(axum::Router::new().fallback(std::future::pending::<&'static str>)).await;
     let c100 = Comm100::builder()
         .urls(
             format!("http://{hanging}"),
