@@ -71,6 +71,9 @@ pub fn run(root: &Path) -> Result<String, String> {
         // The hypothesis database and schemathesis' cache go here, not into the work tree.
         .current_dir(&work_dir)
         .env("SCHEMATHESIS_HOOKS", &hooks)
+        .env("CONFORMANCE_EMAIL", EMAIL)
+        .env("CONFORMANCE_PASSWORD", PASSWORD)
+        .env("CONFORMANCE_SITE_ID", SITE_ID.to_string())
         .arg("run")
         .arg(&spec)
         .args(["--url", &base_url])
