@@ -849,3 +849,11 @@ fn the_binary_prints_its_urls_and_credentials_and_serves_them() {
         assert_eq!(segments[0]["name"], "bin");
     });
 }
+
+#[test]
+fn the_handle_and_the_controls_can_cross_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Sandbox>();
+    send_sync::<comm100_sandbox::Controls>();
+    send_sync::<comm100_sandbox::RequestRecord>();
+}
