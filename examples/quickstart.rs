@@ -11,8 +11,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use comm100::generated::{types, ClientCustomerSegmentsExt as _};
-use comm100::{ApiErrorExt as _, Comm100};
+use comm100::generated::types;
+use comm100::prelude::*;
+use comm100::Comm100;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

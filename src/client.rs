@@ -15,6 +15,7 @@ use crate::retry::RetryPolicy;
 /// A configured Comm100 client. Cheap to clone; clones share the token cache.
 ///
 /// ```no_run
+/// use comm100::prelude::*;
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let password = std::env::var("COMM100_PASSWORD")?;
 /// let c100 = comm100::Comm100::builder()

@@ -90,7 +90,7 @@ pub enum Error {
 /// still arrives as an `ErrorResponse` with its status, never as a decoding failure.
 ///
 /// ```no_run
-/// use comm100::ApiErrorExt;
+/// use comm100::prelude::*;
 /// # async fn f(c100: &comm100::Comm100, id: uuid::Uuid) {
 /// match c100.client().get_customer_segment().id(id).send().await {
 ///     Ok(segment) => println!("{}", *segment.name),

@@ -10,7 +10,8 @@
 //!   that never appear in `Debug` output, logs or errors.
 //!
 //! ```no_run
-//! use comm100::generated::{types, ClientCustomerSegmentsExt as _};
+//! use comm100::generated::types;
+//! use comm100::prelude::*;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let c100 = comm100::Comm100::from_env()?;
@@ -41,6 +42,13 @@ pub use domain::{Endpoints, HttpPolicy};
 pub use error::{ApiErrorExt, Error};
 pub use hooks::Inner;
 pub use retry::RetryPolicy;
+
+/// The traits that put the operations and the error accessors in scope:
+/// `use comm100::prelude::*;`.
+pub mod prelude {
+    pub use crate::error::ApiErrorExt;
+    pub use crate::generated::{ClientAuthExt, ClientCustomerSegmentsExt};
+}
 
 /// The client generated from `openapi/comm100.yaml` by progenitor at build time. Reach it
 /// through [`Comm100::client`], which applies auth, retries and error normalisation.
