@@ -91,6 +91,8 @@ pub struct SoakReport {
     pub field_mismatches: usize,
     /// Reads (get or list) that disagreed with the model during the run.
     pub stale_reads: usize,
+    /// Operations that had a fault set up before them (`faults` counts what the sandbox saw).
+    pub faulted_ops: usize,
     /// Whether the sandbox's state is exactly the model.
     pub state_matches: bool,
 }
@@ -222,6 +224,7 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
                     revocations += 1;
                 }
             }
+            report.faulted_ops += 1;
             Some(name)
         } else {
             None
@@ -441,7 +444,8 @@ pub fn print_report(report: &SoakReport) {
         );
     }
     println!(
-        "soak details adopted={} deletes_404_after_retry={} unknown={} field_mismatches={} stale_reads={}",
+        "soak details faulted_ops={} adopted={} deletes_404_after_retry={} unknown={} field_mismatches={} stale_reads={}",
+        report.faulted_ops,
         report.adopted,
         report.deletes_404_after_retry,
         report.unknown,
