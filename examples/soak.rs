@@ -192,6 +192,8 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
         )
         .refresh_buffer(Duration::from_secs(60))
         .build()?;
+    // Log in first, so that a fault set up before the first operation hits that operation.
+    c100.login().await?;
     let client = c100.client();
     let mut rng = StdRng::seed_from_u64(seed);
     // Ids in the order they were acknowledged, so that picking one is reproducible.
