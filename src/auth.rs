@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::Mutex;
 
 use crate::error::Error;
 use crate::generated::{self, types, ClientAuthExt as _};
@@ -19,7 +20,10 @@ use crate::generated::{self, types, ClientAuthExt as _};
 /// A bearer token and, when its payload says so, when it expires.
 #[derive(Clone)]
 pub struct Token {
-    secret: SecretString,
+    /// Shared, so that handing the token to every request copies no secret.
+    secret: Arc<SecretString>,
+    /// `Bearer <token>`, marked sensitive, built once rather than on every request.
+    bearer: HeaderValue,
     expires_at: Option<SystemTime>,
 }
 
@@ -30,8 +34,13 @@ impl Token {
     pub fn new(jwt: impl Into<String>) -> Self {
         let jwt = jwt.into();
         let expires_at = jwt_exp(&jwt);
+        // A token with bytes a header cannot hold is sent as a placeholder the server refuses.
+        let mut bearer = HeaderValue::try_from(format!("Bearer {jwt}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-token"));
+        bearer.set_sensitive(true);
         Self {
-            secret: SecretString::from(jwt),
+            secret: Arc::new(SecretString::from(jwt)),
+            bearer,
             expires_at,
         }
     }
@@ -49,8 +58,9 @@ impl Token {
             .map(str::to_string)
     }
 
-    pub(crate) fn secret(&self) -> &SecretString {
-        &self.secret
+    /// The `Authorization` header value, marked sensitive so that it is never logged.
+    pub(crate) fn bearer(&self) -> &HeaderValue {
+        &self.bearer
     }
 
     /// When to refresh: `buffer` before expiry, or halfway through the remaining life of a
@@ -163,7 +173,9 @@ impl TokenSource for PasswordLogin {
 pub(crate) struct TokenCache {
     source: Arc<dyn TokenSource>,
     /// The token, and when to refresh it.
-    current: RwLock<Option<(Token, Option<SystemTime>)>>,
+    /// A std lock: it is never held across an await, and it is cheaper than tokio's on the
+    /// path every request takes.
+    current: std::sync::RwLock<Option<(Token, Option<SystemTime>)>>,
     /// Held by the one caller that refreshes; the others wait on it, then reuse its token.
     refresh: Mutex<()>,
     buffer: Duration,
@@ -183,7 +195,7 @@ impl TokenCache {
     pub(crate) fn new(source: Arc<dyn TokenSource>, buffer: Duration, timeout: Duration) -> Self {
         Self {
             source,
-            current: RwLock::new(None),
+            current: std::sync::RwLock::new(None),
             refresh: Mutex::new(()),
             buffer,
             timeout,
@@ -192,12 +204,12 @@ impl TokenCache {
 
     /// A token that is not within the buffer of its expiry, fetching one if needed.
     pub(crate) async fn get(&self) -> Result<Token, Error> {
-        if let Some(token) = self.fresh().await {
+        if let Some(token) = self.fresh() {
             return Ok(token);
         }
         let _refreshing = self.refresh.lock().await;
         // Whoever held the lock before us may have refreshed already.
-        if let Some(token) = self.fresh().await {
+        if let Some(token) = self.fresh() {
             return Ok(token);
         }
         let token = tokio::time::timeout(self.timeout, self.source.fetch())
@@ -208,13 +220,14 @@ impl TokenCache {
             "fetched a new token"
         );
         let refresh_at = token.refresh_at(self.buffer);
-        *self.current.write().await = Some((token.clone(), refresh_at));
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) =
+            Some((token.clone(), refresh_at));
         Ok(token)
     }
 
     /// Forgets `rejected` after the server refused it, unless another caller already replaced it.
-    pub(crate) async fn invalidate(&self, rejected: &Token) {
-        let mut current = self.current.write().await;
+    pub(crate) fn invalidate(&self, rejected: &Token) {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         if current
             .as_ref()
             .is_some_and(|(t, _)| t.secret.expose_secret() == rejected.secret.expose_secret())
@@ -223,8 +236,8 @@ impl TokenCache {
         }
     }
 
-    async fn fresh(&self) -> Option<Token> {
-        let current = self.current.read().await;
+    fn fresh(&self) -> Option<Token> {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
         let (token, refresh_at) = current.as_ref()?;
         match refresh_at {
             Some(at) if SystemTime::now() >= *at => None,

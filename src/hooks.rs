@@ -7,7 +7,6 @@ use std::time::Instant;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Request, Response, StatusCode, Url};
-use secrecy::ExposeSecret;
 use tracing::Instrument;
 
 use crate::auth::TokenCache;
@@ -62,9 +61,15 @@ fn check_segment_body(request: &Request, info: &OperationInfo) -> Result<(), Str
     let Some(bytes) = request.body().and_then(|b| b.as_bytes()) else {
         return Ok(());
     };
-    let body: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
-    match body.get("conditions").and_then(|c| c.as_array()) {
-        Some(conditions) if conditions.is_empty() => {
+    // Only the length of `conditions` matters: skip everything else while parsing.
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        conditions: Option<Vec<serde::de::IgnoredAny>>,
+    }
+    match serde_json::from_slice::<Probe>(bytes) {
+        Ok(Probe {
+            conditions: Some(c),
+        }) if c.is_empty() => {
             Err("conditions: a customer segment needs at least one condition".into())
         }
         _ => Ok(()),
@@ -104,11 +109,8 @@ async fn execute(
             None => None,
         };
         if let Some(token) = &token {
-            let mut value =
-                HeaderValue::try_from(format!("Bearer {}", token.secret().expose_secret()))
-                    .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-token"));
-            value.set_sensitive(true);
-            this.headers_mut().insert(AUTHORIZATION, value);
+            this.headers_mut()
+                .insert(AUTHORIZATION, token.bearer().clone());
         }
 
         let span = tracing::info_span!(
@@ -137,7 +139,7 @@ async fn execute(
                     && !refreshed_after_401 =>
             {
                 if let (Some(cache), Some(token)) = (auth, &token) {
-                    cache.invalidate(token).await;
+                    cache.invalidate(token);
                 }
                 refreshed_after_401 = true;
                 attempt -= 1;
