@@ -95,11 +95,15 @@ async fn execute(
     let mut refreshed_after_401 = false;
     let mut attempt = 0u32;
     let mut retries = 0u32;
+    // Each attempt sends a copy; a body that cannot be copied (a stream) gets one attempt,
+    // with the original.
+    let mut original = Some(request);
     loop {
         attempt += 1;
-        // A body that cannot be copied (a stream) gets one attempt.
-        let Some(mut this) = request.try_clone() else {
-            return send_once(client, request, operation_id).await;
+        let copy = original.as_ref().and_then(Request::try_clone);
+        let only_attempt = copy.is_none();
+        let Some(mut this) = copy.or_else(|| original.take()) else {
+            unreachable!("the original is taken only for an attempt after which the loop ends")
         };
         let token = match auth {
             Some(cache) => match cache.get().await {
@@ -128,7 +132,7 @@ async fn execute(
         if let Ok(response) = &result {
             span.record("status", response.status().as_u16());
         }
-        let can_retry = attempt < policy.max_attempts;
+        let can_retry = !only_attempt && attempt < policy.max_attempts;
 
         match result {
             // The token was refused: drop it, refresh once, and try this request once more. The
@@ -136,7 +140,8 @@ async fn execute(
             Ok(response)
                 if response.status() == StatusCode::UNAUTHORIZED
                     && token.is_some()
-                    && !refreshed_after_401 =>
+                    && !refreshed_after_401
+                    && !only_attempt =>
             {
                 if let (Some(cache), Some(token)) = (auth, &token) {
                     cache.invalidate(token);
@@ -175,15 +180,6 @@ async fn execute(
             Err(e) => return Err(e),
         }
     }
-}
-
-async fn send_once(
-    client: &reqwest::Client,
-    request: Request,
-    operation_id: &'static str,
-) -> reqwest::Result<Response> {
-    let response = client.execute(request).await?;
-    Ok(normalize_error(response, operation_id).await)
 }
 
 /// A failed login surfaces on the operation as the token operation's own error response, so
