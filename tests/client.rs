@@ -7,43 +7,12 @@ use std::time::{Duration, Instant};
 use comm100::generated::{types, ClientCustomerSegmentsExt as _};
 use comm100::{ApiErrorExt, Comm100, RetryPolicy};
 use comm100_sandbox::{
-    Controls, Fault, OddBody, Route, Sandbox, SandboxConfig, DEFAULT_EMAIL, DEFAULT_PASSWORD,
-    DEFAULT_SITE_ID,
+    Fault, OddBody, Route, Sandbox, SandboxConfig, DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID,
 };
 
-fn client_for(sb: &Sandbox) -> comm100::Comm100Builder {
-    Comm100::builder()
-        .urls(sb.portal_url(), sb.api_url())
-        .password_login(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID)
-        .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
-}
+mod common;
 
-fn segment(name: &str) -> types::builder::CustomerSegment {
-    types::CustomerSegment::builder()
-        .name(name)
-        .conditions(vec![types::Condition::builder()
-            .field("CurrentPageUrl")
-            .operator(types::KnownConditionOperator::Include)
-            .value("live")
-            .try_into()
-            .unwrap()])
-}
-
-/// A sandbox, its controls, and a client that has logged in to it.
-async fn logged_in() -> (Sandbox, Controls, Comm100) {
-    let sb = Sandbox::start().await.unwrap();
-    let ctl = sb.controls();
-    let c100 = client_for(&sb).build().unwrap();
-    c100.login().await.unwrap();
-    (sb, ctl, c100)
-}
-
-fn count(ctl: &Controls, route: Route) -> usize {
-    ctl.requests()
-        .iter()
-        .filter(|r| r.route == Some(route))
-        .count()
-}
+use common::{client_for, count, logged_in, segment, serve};
 
 #[tokio::test]
 async fn logs_in_lazily_once_and_runs_every_operation() {
@@ -270,42 +239,6 @@ async fn a_dropped_create_is_not_retried_and_never_duplicates() {
 }
 
 #[tokio::test]
-async fn a_post_whose_connection_is_refused_is_retried() {
-    // Nothing listens on the API port at first, so the connection is refused: the request
-    // certainly never reached a server and is safe to send again.
-    let sb = Sandbox::start().await.unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let c100 = Comm100::builder()
-        .urls(sb.portal_url(), format!("http://127.0.0.1:{port}/api/v3"))
-        .password_login(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID)
-        .retry(
-            RetryPolicy::default()
-                .max_attempts(3)
-                .initial_backoff(Duration::from_millis(1)),
-        )
-        .build()
-        .unwrap();
-    let attempts = Arc::new(Mutex::new(Vec::new()));
-    let _guard = tracing::subscriber::set_default(recorder(attempts.clone()));
-    let err = c100
-        .client()
-        .create_customer_segment()
-        .body(segment("x"))
-        .send()
-        .await
-        .unwrap_err();
-    assert!(err.http_status().is_none(), "{err}");
-    let logs = String::from_utf8(attempts.lock().unwrap().clone()).unwrap();
-    assert_eq!(
-        logs.matches("transport error; retrying").count(),
-        2,
-        "{logs}"
-    );
-}
-
-#[tokio::test]
 async fn retry_after_is_honoured_and_capped() {
     let (sb, ctl, c100) = logged_in().await;
 
@@ -510,80 +443,6 @@ async fn bad_input_fails_locally_and_sends_nothing() {
 }
 
 #[tokio::test]
-async fn a_failed_login_is_typed_and_never_shows_the_password() {
-    let sb = Sandbox::start().await.unwrap();
-    let secret = "wrong-password-xyzzy";
-    let c100 = Comm100::builder()
-        .urls(sb.portal_url(), sb.api_url())
-        .password_login(DEFAULT_EMAIL, secret, DEFAULT_SITE_ID)
-        .build()
-        .unwrap();
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let _guard = tracing::subscriber::set_default(recorder(logs.clone()));
-
-    let err = c100.login().await.unwrap_err();
-    match &err {
-        comm100::Error::Login {
-            status, message, ..
-        } => {
-            assert_eq!(status.as_u16(), 401);
-            assert!(!message.is_empty());
-        }
-        other => panic!("expected a login error, got {other:?}"),
-    }
-    let op_err = c100
-        .client()
-        .list_customer_segments()
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(op_err.operation_id(), Some("generate_jwt_token"));
-    assert!(op_err.is_unauthorized());
-    for shown in [
-        err.to_string(),
-        format!("{err:?}"),
-        op_err.to_string(),
-        format!("{op_err:?}"),
-        format!("{c100:?}"),
-    ] {
-        assert!(!shown.contains(secret), "{shown}");
-    }
-    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
-    assert!(
-        logs.contains("generate_jwt_token"),
-        "the login is traced: {logs}"
-    );
-    assert!(!logs.contains(secret), "{logs}");
-}
-
-#[tokio::test]
-async fn spans_name_the_operation_and_never_the_token() {
-    let sb = Sandbox::start().await.unwrap();
-    let c100 = client_for(&sb).build().unwrap();
-    let logs = Arc::new(Mutex::new(Vec::new()));
-    let _guard = tracing::subscriber::set_default(recorder(logs.clone()));
-    c100.client().list_customer_segments().send().await.unwrap();
-    let token = c100.token().await.unwrap();
-    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("comm100.request"), "{logs}");
-    for field in [
-        "operation_id=\"list_customer_segments\"",
-        "method=GET",
-        "path=/api/v3/livechat/customerSegments",
-        "attempt=1",
-        "status=200",
-        "duration_ms=",
-    ] {
-        assert!(logs.contains(field), "{field} in {logs}");
-    }
-    let raw = format!("{:?}", token);
-    assert!(raw.contains("REDACTED"));
-    // The token itself: the sandbox's log gives its jti, never the token; search the logs for
-    // any JWT-looking text instead.
-    assert!(!logs.contains("eyJ"), "no JWT in the logs: {logs}");
-}
-
-#[tokio::test]
 async fn the_token_never_leaves_the_api_origin() {
     // An API host that redirects every request to another origin, which records what it gets.
     let sb = Sandbox::start().await.unwrap();
@@ -730,32 +589,4 @@ async fn static_tokens_and_token_sources_are_used_as_given() {
         1,
         "only the test's own login hit the token endpoint"
     );
-}
-
-async fn serve(router: axum::Router) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    addr
-}
-
-/// A subscriber that writes every event and span close, with fields, into `buffer`.
-fn recorder(buffer: Arc<Mutex<Vec<u8>>>) -> impl tracing::Subscriber + Send + Sync {
-    #[derive(Clone)]
-    struct Writer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Writer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    tracing_subscriber::fmt()
-        .with_writer(move || Writer(buffer.clone()))
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_ansi(false)
-        .finish()
 }

@@ -1,0 +1,49 @@
+//! Helpers shared by the client's integration tests.
+#![allow(dead_code)] // Each test binary uses a different part.
+
+use std::time::Duration;
+
+use comm100::generated::types;
+use comm100::{Comm100, RetryPolicy};
+use comm100_sandbox::{Controls, Route, Sandbox, DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID};
+
+pub fn client_for(sb: &Sandbox) -> comm100::Comm100Builder {
+    Comm100::builder()
+        .urls(sb.portal_url(), sb.api_url())
+        .password_login(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID)
+        .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
+}
+
+pub fn segment(name: &str) -> types::builder::CustomerSegment {
+    types::CustomerSegment::builder()
+        .name(name)
+        .conditions(vec![types::Condition::builder()
+            .field("CurrentPageUrl")
+            .operator(types::KnownConditionOperator::Include)
+            .value("live")
+            .try_into()
+            .unwrap()])
+}
+
+/// A sandbox, its controls, and a client that has logged in to it.
+pub async fn logged_in() -> (Sandbox, Controls, Comm100) {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    let c100 = client_for(&sb).build().unwrap();
+    c100.login().await.unwrap();
+    (sb, ctl, c100)
+}
+
+pub fn count(ctl: &Controls, route: Route) -> usize {
+    ctl.requests()
+        .iter()
+        .filter(|r| r.route == Some(route))
+        .count()
+}
+
+pub async fn serve(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
