@@ -93,8 +93,8 @@ async fn execute(
     });
     let policy = &inner.retry;
     let mut refreshed_after_401 = false;
+    // Counts attempts that use up the policy; the one re-send after a 401 does not.
     let mut attempt = 0u32;
-    let mut retries = 0u32;
     // Each attempt sends a copy; a body that cannot be copied (a stream) gets one attempt,
     // with the original.
     let mut original = Some(request);
@@ -155,13 +155,12 @@ async fn execute(
                     && retry::is_idempotent(&method)
                     && retry::is_retryable_status(response.status()) =>
             {
-                retries += 1;
                 let retry_after = response
                     .headers()
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(retry::parse_retry_after);
-                let delay = policy.delay(retries, retry_after);
+                let delay = policy.delay(attempt, retry_after);
                 span.in_scope(|| {
                     tracing::info!(
                         delay_ms = delay.as_millis() as u64,
@@ -172,8 +171,7 @@ async fn execute(
             }
             Ok(response) => return Ok(normalize_error(response, operation_id).await),
             Err(e) if can_retry && (retry::is_idempotent(&method) || retry::never_sent(&e)) => {
-                retries += 1;
-                let delay = policy.delay(retries, None);
+                let delay = policy.delay(attempt, None);
                 span.in_scope(|| tracing::info!(error = %e, delay_ms = delay.as_millis() as u64, "transport error; retrying"));
                 tokio::time::sleep(delay).await;
             }
