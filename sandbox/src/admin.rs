@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::server::{error_response, is_token_path};
+use crate::server::error_response;
 use crate::state::{DailyLimit, Inner, PendingFault};
-use crate::{Fault, Route};
+use crate::{Fault, Route, TokenHost};
 
 pub(crate) fn router() -> Router<Arc<Inner>> {
     Router::new()
@@ -31,6 +31,9 @@ pub(crate) fn router() -> Router<Arc<Inner>> {
         .route("/__sandbox/requests", get(requests).delete(clear_requests))
         .route("/__sandbox/segments/{site}", get(segments))
         .route("/__sandbox/stats", get(stats))
+        .route("/__sandbox/clock-offset", post(clock_offset))
+        .route("/__sandbox/token-host", post(token_host))
+        .route("/__sandbox/refuse-tokens", post(refuse_tokens))
 }
 
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, String> {
@@ -43,6 +46,24 @@ fn bad(message: String) -> Response<Body> {
 
 fn done() -> Response<Body> {
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// Parses the body as `T` and applies it: `204`, or `400` when the body is not valid.
+fn apply<T: DeserializeOwned>(bytes: &Bytes, f: impl FnOnce(T)) -> Response<Body> {
+    match body::<T>(bytes) {
+        Ok(b) => {
+            f(b);
+            done()
+        }
+        Err(m) => bad(m),
+    }
+}
+
+/// A `400` when a `Retry-After` value is not a valid header value.
+fn bad_retry_after(value: &str) -> Option<Response<Body>> {
+    axum::http::HeaderValue::from_str(value)
+        .is_err()
+        .then(|| bad("The field 'retry_after' is not a valid header value.".to_owned()))
 }
 
 fn default_n() -> usize {
@@ -64,12 +85,9 @@ async fn faults(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body>
         Err(m) => return bad(m),
     };
     if let Fault::RateLimited { retry_after } = &b.fault
-        && axum::http::HeaderValue::from_str(retry_after).is_err()
+        && let Some(response) = bad_retry_after(retry_after)
     {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "The field 'retry_after' is not a valid header value.",
-        );
+        return response;
     }
     if b.n > 0 {
         inner.state().faults.push_back(PendingFault {
@@ -87,13 +105,9 @@ struct LatencyBody {
 }
 
 async fn latency(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body> {
-    match body::<LatencyBody>(&bytes) {
-        Ok(b) => {
-            inner.state().latency = b.ms.map(Duration::from_millis);
-            done()
-        }
-        Err(m) => bad(m),
-    }
+    apply(&bytes, |b: LatencyBody| {
+        inner.state().latency = b.ms.map(Duration::from_millis);
+    })
 }
 
 async fn revoke(State(inner): State<Arc<Inner>>) -> Response<Body> {
@@ -107,13 +121,9 @@ struct LifetimeBody {
 }
 
 async fn token_lifetime(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body> {
-    match body::<LifetimeBody>(&bytes) {
-        Ok(b) => {
-            inner.state().token_lifetime = Duration::from_secs(b.secs);
-            done()
-        }
-        Err(m) => bad(m),
-    }
+    apply(&bytes, |b: LifetimeBody| {
+        inner.state().token_lifetime = Duration::from_secs(b.secs);
+    })
 }
 
 #[derive(Deserialize)]
@@ -122,28 +132,19 @@ struct DailyLimitBody {
 }
 
 async fn daily_limit(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body> {
-    match body::<DailyLimitBody>(&bytes) {
-        Ok(b) => {
-            inner.state().daily = b.limit.map(|limit| DailyLimit { limit, used: 0 });
-            done()
-        }
-        Err(m) => bad(m),
-    }
+    apply(&bytes, |b: DailyLimitBody| {
+        inner.state().daily = b.limit.map(|limit| DailyLimit { limit, used: 0 });
+    })
 }
 
+/// `{"on": true}`, for the modes that are on or off.
 #[derive(Deserialize)]
-struct ForwardCompatBody {
+struct OnBody {
     on: bool,
 }
 
 async fn forward_compat(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body> {
-    match body::<ForwardCompatBody>(&bytes) {
-        Ok(b) => {
-            inner.state().forward_compat = b.on;
-            done()
-        }
-        Err(m) => bad(m),
-    }
+    apply(&bytes, |b: OnBody| inner.state().forward_compat = b.on)
 }
 
 #[derive(Deserialize)]
@@ -154,13 +155,9 @@ struct AgentBody {
 }
 
 async fn agents(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body> {
-    match body::<AgentBody>(&bytes) {
-        Ok(b) => {
-            inner.state().add_agent(&b.email, &b.password, b.site_id);
-            done()
-        }
-        Err(m) => bad(m),
-    }
+    apply(&bytes, |b: AgentBody| {
+        inner.state().add_agent(&b.email, &b.password, b.site_id);
+    })
 }
 
 async fn requests(State(inner): State<Arc<Inner>>) -> Response<Body> {
@@ -169,8 +166,7 @@ async fn requests(State(inner): State<Arc<Inner>>) -> Response<Body> {
 }
 
 async fn clear_requests(State(inner): State<Arc<Inner>>) -> Response<Body> {
-    inner.log().clear();
-    inner.log_len.send_replace(0);
+    inner.clear_log();
     done()
 }
 
@@ -188,18 +184,52 @@ async fn segments(State(inner): State<Arc<Inner>>, Path(site): Path<String>) -> 
 }
 
 async fn stats(State(inner): State<Arc<Inner>>) -> Response<Body> {
-    let (requests, token_requests) = {
-        let log = inner.log();
-        let tokens = log
-            .iter()
-            .filter(|r| r.route == Some(Route::Token) || is_token_path(&r.path))
-            .count();
-        (log.len(), tokens)
-    };
+    let requests = inner.log().len();
     axum::Json(json!({
         "faults_injected": inner.faults_injected.load(Ordering::SeqCst),
-        "token_requests": token_requests,
+        "token_requests": inner.token_requests(),
         "requests": requests,
     }))
     .into_response()
+}
+
+#[derive(Deserialize)]
+struct ClockOffsetBody {
+    secs: i64,
+}
+
+async fn clock_offset(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body> {
+    apply(&bytes, |b: ClockOffsetBody| {
+        inner.clock_offset.store(b.secs, Ordering::SeqCst);
+    })
+}
+
+async fn token_host(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body> {
+    let host: TokenHost = match body(&bytes) {
+        Ok(host) => host,
+        Err(m) => return bad(m),
+    };
+    if let TokenHost::Refusing {
+        status,
+        retry_after,
+        ..
+    } = &host
+    {
+        if StatusCode::from_u16(*status).is_err() {
+            return bad(format!(
+                "The field 'status' is not an HTTP status: {status}."
+            ));
+        }
+        if let Some(value) = retry_after
+            && let Some(response) = bad_retry_after(value)
+        {
+            return response;
+        }
+    }
+    inner.state().token_host = host;
+    done()
+}
+
+async fn refuse_tokens(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body> {
+    apply(&bytes, |b: OnBody| inner.state().refuse_valid_tokens = b.on)
 }

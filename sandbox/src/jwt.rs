@@ -2,9 +2,10 @@
 //!
 //! The tokens have Comm100's shape: the header names the xmldsig URI for RSA-SHA256 as its
 //! algorithm (which is not a JOSE name) and the payload carries `jti`, `agentId` and `siteId` as
-//! strings, `nbf`, `exp` and `iss`. The sandbox cannot sign with Comm100's RSA key, so it signs
-//! with HMAC-SHA256 over a secret drawn at random when the sandbox starts, and it verifies its
-//! own signatures. A token from one sandbox is therefore refused by every other.
+//! strings, `nbf`, `exp` and `iss`, and also a standard `iat` equal to `nbf`. The sandbox cannot
+//! sign with Comm100's RSA key, so it signs with HMAC-SHA256 over a secret drawn at random when
+//! the sandbox starts, and it verifies its own signatures. A token from one sandbox is therefore
+//! refused by every other.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,6 +38,8 @@ pub(crate) struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub iss: String,
+    /// Issued at: the same instant as `nbf`.
+    pub iat: i64,
 }
 
 /// Why a token was refused.
@@ -72,15 +75,16 @@ fn sign(secret: &[u8], signing_input: &str) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// Issues a token; returns it with its claims.
+/// Issues a token at `now` (Unix seconds, on the sandbox's clock); returns it with its claims.
 pub(crate) fn issue(
     secret: &[u8],
     agent_id: i64,
     site_id: i64,
     lifetime: Duration,
     issuer: &str,
+    now: i64,
 ) -> (String, Claims) {
-    let nbf = now_secs();
+    let nbf = now;
     let claims = Claims {
         jti: uuid::Uuid::new_v4().to_string(),
         agent_id: agent_id.to_string(),
@@ -89,6 +93,7 @@ pub(crate) fn issue(
         nbf,
         exp: nbf.saturating_add(lifetime_secs(lifetime)),
         iss: issuer.to_owned(),
+        iat: nbf,
     };
     let header = Header {
         alg: ALG.to_owned(),
@@ -109,10 +114,11 @@ pub(crate) fn peek_jti(token: &str) -> Option<String> {
     value.get("jti")?.as_str().map(str::to_owned)
 }
 
-/// Verifies a token's shape, signature and time window; returns its claims.
+/// Verifies a token's shape, signature and time window at `now` (Unix seconds, on the
+/// sandbox's clock); returns its claims.
 ///
 /// A token whose `exp` is at or before now has expired.
-pub(crate) fn verify(secret: &[u8], token: &str) -> Result<Claims, TokenError> {
+pub(crate) fn verify(secret: &[u8], token: &str, now: i64) -> Result<Claims, TokenError> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -141,7 +147,6 @@ pub(crate) fn verify(secret: &[u8], token: &str) -> Result<Claims, TokenError> {
         .map_err(|_| TokenError::Malformed)?;
     let claims: Claims =
         serde_json::from_slice(&payload_bytes).map_err(|_| TokenError::Malformed)?;
-    let now = now_secs();
     if claims.exp <= now {
         return Err(TokenError::Expired);
     }
@@ -158,26 +163,51 @@ mod tests {
     #[test]
     fn round_trip_and_tamper() {
         let secret = b"0123456789abcdef0123456789abcdef";
-        let (token, claims) = issue(secret, 1, 10000, Duration::from_secs(60), "iss");
-        let verified = verify(secret, &token).expect("valid");
+        let now = now_secs();
+        let (token, claims) = issue(secret, 1, 10000, Duration::from_secs(60), "iss", now);
+        assert_eq!((claims.nbf, claims.iat, claims.exp), (now, now, now + 60));
+        let verified = verify(secret, &token, now).expect("valid");
         assert_eq!(verified.jti, claims.jti);
         assert_eq!(verified.site_id, "10000");
         assert_eq!(peek_jti(&token).as_deref(), Some(claims.jti.as_str()));
         assert_eq!(
-            verify(b"other", &token).unwrap_err(),
+            verify(b"other", &token, now).unwrap_err(),
             TokenError::BadSignature
         );
         let mut tampered = token.clone();
         tampered.push('x');
-        assert!(verify(secret, &tampered).is_err());
-        assert_eq!(verify(secret, "a.b").unwrap_err(), TokenError::Malformed);
+        assert!(verify(secret, &tampered, now).is_err());
+        assert_eq!(
+            verify(secret, "a.b", now).unwrap_err(),
+            TokenError::Malformed
+        );
     }
 
     #[test]
     fn zero_lifetime_is_expired() {
         let secret = b"k";
-        let (token, _) = issue(secret, 1, 1, Duration::ZERO, "iss");
-        assert_eq!(verify(secret, &token).unwrap_err(), TokenError::Expired);
+        let now = now_secs();
+        let (token, _) = issue(secret, 1, 1, Duration::ZERO, "iss", now);
+        assert_eq!(
+            verify(secret, &token, now).unwrap_err(),
+            TokenError::Expired
+        );
         assert_eq!(lifetime_secs(Duration::from_millis(1)), 1);
+    }
+
+    #[test]
+    fn the_time_window_is_checked_at_the_given_now() {
+        let secret = b"k";
+        let (token, _) = issue(secret, 1, 1, Duration::from_secs(60), "iss", 1_000);
+        assert!(verify(secret, &token, 1_000).is_ok());
+        assert!(verify(secret, &token, 1_059).is_ok());
+        assert_eq!(
+            verify(secret, &token, 999).unwrap_err(),
+            TokenError::NotYetValid
+        );
+        assert_eq!(
+            verify(secret, &token, 1_060).unwrap_err(),
+            TokenError::Expired
+        );
     }
 }

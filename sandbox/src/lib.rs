@@ -38,12 +38,30 @@
 //! | `GET /__sandbox/requests`, `DELETE /__sandbox/requests` | none |
 //! | `GET /__sandbox/segments/{site}` | none |
 //! | `GET /__sandbox/stats` | none; returns `{"faults_injected": n, "token_requests": n, "requests": n}` |
+//! | `POST /__sandbox/clock-offset` | `{"secs": -10800}` ([`Controls::set_clock_offset`]) |
+//! | `POST /__sandbox/token-host` | a [`TokenHost`], e.g. `"silent"` ([`Controls::set_token_host`]) |
+//! | `POST /__sandbox/refuse-tokens` | `{"on": true}` ([`Controls::set_refuse_valid_tokens`]) |
 //!
 //! A [`Fault`] is written in JSON as `{"status": 503}`, `{"rate_limited": {"retry_after": "1"}}`,
 //! `"drop_before_handling"`, `"drop_after_handling"`,
 //! `{"odd_body": {"status": 400, "body": "relaxed"}}` (or `"html"`, `"empty"`) or
 //! `{"latency": 250}` (milliseconds). A [`Route`] is one of `"token"`, `"list"`, `"get"`,
-//! `"create"`, `"update"`, `"delete"`.
+//! `"create"`, `"update"`, `"delete"`. A [`TokenHost`] is `"normal"`, `{"slow": 250}`
+//! (milliseconds), `{"refusing": {"status": 503, "message": "..", "retry_after": "7"}}`
+//! (`retry_after` optional) or `"silent"`.
+//!
+//! # Hostile modes
+//!
+//! Besides one-off faults, the sandbox can behave as real servers sometimes do, until told
+//! otherwise:
+//!
+//! * **A skewed clock** ([`Controls::set_clock_offset`], [`SandboxConfig::clock_offset_secs`]):
+//!   the sandbox's "now" is the real time plus an offset, for the `nbf`, `iat` and `exp` of the
+//!   tokens it issues, for checking them, and for the `Date` header of every response.
+//! * **A troubled token host** ([`Controls::set_token_host`]): slow, refusing every login, or
+//!   silent (it reads the request and never answers).
+//! * **Fresh tokens refused** ([`Controls::set_refuse_valid_tokens`]): logins succeed, but the API
+//!   answers `401` ([`REFUSED_TOKEN_MESSAGE`]) to every valid token.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -57,7 +75,7 @@ mod state;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -75,6 +93,9 @@ pub const DEFAULT_SITE_ID: i64 = 10000;
 /// The message of the `403` the daily-limit mode returns.
 pub const DAILY_LIMIT_MESSAGE: &str =
     "the number of your API requests has exceeded the limit of the day";
+/// The message of the `401` an API request with a valid token gets while
+/// [`Controls::set_refuse_valid_tokens`] is on.
+pub const REFUSED_TOKEN_MESSAGE: &str = "The agent is not allowed to use the API.";
 
 /// How a sandbox starts.
 #[derive(Clone, Debug)]
@@ -83,6 +104,9 @@ pub struct SandboxConfig {
     pub port: u16,
     /// The lifetime of the tokens issued. Default 2 hours, as Comm100's sample token.
     pub token_lifetime: Duration,
+    /// The clock offset to start with, in seconds; see [`Controls::set_clock_offset`].
+    /// Default `0`.
+    pub clock_offset_secs: i64,
 }
 
 impl Default for SandboxConfig {
@@ -90,6 +114,7 @@ impl Default for SandboxConfig {
         Self {
             port: 0,
             token_lifetime: Duration::from_secs(2 * 60 * 60),
+            clock_offset_secs: 0,
         }
     }
 }
@@ -120,6 +145,40 @@ pub enum Fault {
     },
     /// Delay this one request, then handle it normally. In JSON, the delay is in milliseconds.
     Latency(#[serde(with = "duration_ms")] Duration),
+}
+
+/// How the token route (both token paths) behaves, until told otherwise; see
+/// [`Controls::set_token_host`].
+///
+/// In JSON: `"normal"`, `{"slow": 250}` (milliseconds),
+/// `{"refusing": {"status": 503, "message": "..", "retry_after": "7"}}` (`retry_after` optional)
+/// or `"silent"`.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenHost {
+    /// Answer normally (the default).
+    #[default]
+    Normal,
+    /// Delay every token response by this long, then answer normally. In JSON, the delay is in
+    /// milliseconds.
+    Slow(#[serde(with = "duration_ms")] Duration),
+    /// Refuse every login with this status, Comm100's JSON error body
+    /// `{"code": status * 1000, "message": message}` and, when given, a `Retry-After` header.
+    Refusing {
+        /// The status of the refusal, e.g. `503`; one that is not a valid HTTP status is sent
+        /// as `500`.
+        status: u16,
+        /// The `message` of the error body.
+        message: String,
+        /// The value of the `Retry-After` header (seconds or an HTTP date); none when `None`.
+        /// A value that is not a valid header value is sent as `1`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<String>,
+    },
+    /// Accept the request, read it, log it, and never answer: the connection stays open until
+    /// the client gives up or the sandbox shuts down.
+    Silent,
 }
 
 /// Error bodies in the odd shapes real servers send.
@@ -225,6 +284,8 @@ impl Sandbox {
             latency: None,
             daily: None,
             forward_compat: false,
+            token_host: TokenHost::Normal,
+            refuse_valid_tokens: false,
         };
         state.add_agent(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID);
         let inner = Arc::new(Inner {
@@ -234,7 +295,9 @@ impl Sandbox {
             api_url,
             state: std::sync::Mutex::new(state),
             log: std::sync::Mutex::new(Vec::new()),
+            log_epoch: AtomicU64::new(0),
             log_len: watch::Sender::new(0),
+            clock_offset: AtomicI64::new(config.clock_offset_secs),
             faults_injected: AtomicUsize::new(0),
             stopped: watch::Sender::new(false),
         });
@@ -270,7 +333,9 @@ impl Sandbox {
     }
 
     /// Stops the server and waits until it has stopped: no new connection is accepted, open
-    /// connections finish their request in flight and close.
+    /// connections finish their request in flight and close. A token request held by a
+    /// [`TokenHost::Slow`] or [`TokenHost::Silent`] token host ends at once, without a
+    /// response.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
@@ -344,6 +409,43 @@ impl Controls {
         self.inner.state().forward_compat = on;
     }
 
+    /// Shifts the sandbox's clock: from now on its "now" is the real time plus `offset_secs`
+    /// seconds. Negative puts the server behind the client (`-10800` for 3 hours behind),
+    /// positive ahead.
+    ///
+    /// The shifted clock is used everywhere: for the `nbf`, `iat` and `exp` of the tokens
+    /// issued, for checking tokens (so a token issued on the shifted clock is valid for its full
+    /// lifetime, while one issued before a change may become expired or not yet valid), and for
+    /// the `Date` header (RFC 7231 IMF-fixdate) of every response.
+    pub fn set_clock_offset(&self, offset_secs: i64) {
+        self.inner.clock_offset.store(offset_secs, Ordering::SeqCst);
+    }
+
+    /// The clock offset in seconds; see [`Controls::set_clock_offset`].
+    pub fn clock_offset(&self) -> i64 {
+        self.inner.clock_offset.load(Ordering::SeqCst)
+    }
+
+    /// Sets how the token route (both token paths) behaves, until told otherwise.
+    ///
+    /// Every token request is still written to the request log. Under [`TokenHost::Slow`] and
+    /// [`TokenHost::Silent`] it is written (and [`Controls::wait_for_requests`] woken) when the
+    /// request arrives, before the wait, with status `None`; a slow answer then sets the
+    /// status, a silent host leaves it `None`. A fault queued with [`Controls::fail_next`] is
+    /// applied first, as before: one that answers or drops the request wins over the mode;
+    /// after a [`Fault::Latency`] or with [`Fault::DropAfterHandling`] the mode applies.
+    pub fn set_token_host(&self, host: TokenHost) {
+        self.inner.state().token_host = host;
+    }
+
+    /// Turns the refusal of valid tokens on or off. When on, every API request (every route but
+    /// the token route) whose bearer token is otherwise valid gets `401` with
+    /// [`REFUSED_TOKEN_MESSAGE`], as a revoked agent or a permission quirk would; logins still
+    /// succeed and issue tokens.
+    pub fn set_refuse_valid_tokens(&self, on: bool) {
+        self.inner.state().refuse_valid_tokens = on;
+    }
+
     /// The request log, oldest first. Admin routes are not logged.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.inner.log().clone()
@@ -351,17 +453,12 @@ impl Controls {
 
     /// Empties the request log.
     pub fn clear_requests(&self) {
-        self.inner.log().clear();
-        self.inner.log_len.send_replace(0);
+        self.inner.clear_log();
     }
 
     /// How many requests in the log went to the token endpoint.
     pub fn token_requests(&self) -> usize {
-        self.inner
-            .log()
-            .iter()
-            .filter(|r| r.route == Some(Route::Token) || server::is_token_path(&r.path))
-            .count()
+        self.inner.token_requests()
     }
 
     /// The segments stored for a site, as JSON in the shape the API returns, sorted by order.

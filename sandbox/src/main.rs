@@ -17,6 +17,10 @@ struct Args {
     /// The lifetime of the tokens issued, in seconds.
     #[arg(long, default_value_t = 7200)]
     token_lifetime_secs: u64,
+    /// Seconds to add to the real clock for the sandbox's "now" (tokens and the Date header);
+    /// negative puts the sandbox behind the client, e.g. -10800 for 3 hours.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    clock_offset_secs: i64,
 }
 
 #[tokio::main]
@@ -33,6 +37,7 @@ async fn main() -> std::io::Result<()> {
     let sandbox = Sandbox::start_with(SandboxConfig {
         port: args.port,
         token_lifetime: Duration::from_secs(args.token_lifetime_secs),
+        clock_offset_secs: args.clock_offset_secs,
     })
     .await?;
     println!("comm100 sandbox listening");

@@ -2,7 +2,10 @@
 //!
 //! Connections are served by hand (not by `axum::serve`) so that the service can return an
 //! error, which makes hyper close the connection without a response: that is how the two
-//! "drop" faults are made.
+//! "drop" faults are made, and how a held token request ends when the sandbox stops.
+//!
+//! Every response gets a `Date` header on the sandbox's clock (the real time plus the clock
+//! offset). Hyper adds its own `Date` only when a response has none, so the sandbox's stays.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,8 +26,11 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use crate::segments::{self, parse_segment, parse_uuid};
-use crate::state::Inner;
-use crate::{DAILY_LIMIT_MESSAGE, Fault, OddBody, RequestRecord, Route, jwt};
+use crate::state::{Inner, LogSlot};
+use crate::{
+    DAILY_LIMIT_MESSAGE, Fault, OddBody, REFUSED_TOKEN_MESSAGE, RequestRecord, Route, TokenHost,
+    jwt,
+};
 
 /// The token path on the control-panel base.
 pub(crate) const TOKEN_PATH: &str = "/adminwebservice/api/jwttoken/generate";
@@ -92,9 +98,10 @@ pub(crate) async fn serve(
                 let router = router.clone();
                 let builder = builder.clone();
                 let mut stop = stop.clone();
+                let handler_stop = stop.clone();
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
-                        handle(inner.clone(), router.clone(), req)
+                        handle(inner.clone(), router.clone(), handler_stop.clone(), req)
                     });
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(conn);
@@ -136,6 +143,21 @@ pub(crate) fn error_response(status: StatusCode, message: impl Into<String>) -> 
     let code = i64::from(status.as_u16()) * 1000;
     let body = json!({ "code": code, "message": message.into() });
     (status, axum::Json(body)).into_response()
+}
+
+/// Sets `Retry-After`; a value that is not a valid header value is sent as `1`.
+fn set_retry_after(response: &mut Response<Body>, value: &str) {
+    let value = HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("1"));
+    response.headers_mut().insert(header::RETRY_AFTER, value);
+}
+
+/// The answer of a [`TokenHost::Refusing`] token host.
+fn refusal(status: u16, message: &str, retry_after: Option<&str>) -> Response<Body> {
+    let mut response = error_response(status_or_500(status), message);
+    if let Some(value) = retry_after {
+        set_retry_after(&mut response, value);
+    }
+    response
 }
 
 fn status_or_500(status: u16) -> StatusCode {
@@ -218,10 +240,24 @@ fn redact_password(body: &mut Value) {
     }
 }
 
-/// One request, through the fault layer, the router, and into the log.
+/// One request, answered with the sandbox's `Date`.
 async fn handle(
     inner: Arc<Inner>,
     router: Router,
+    stop: watch::Receiver<bool>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, DropConnection> {
+    let mut response = handle_request(&inner, router, stop, req).await?;
+    let date = HeaderValue::from_str(&inner.http_date()).expect("an HTTP date is a header value");
+    response.headers_mut().insert(header::DATE, date);
+    Ok(response)
+}
+
+/// One request, through the fault layer, the token host mode, the router, and into the log.
+async fn handle_request(
+    inner: &Inner,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, DropConnection> {
     let (parts, body) = req.into_parts();
@@ -290,9 +326,7 @@ async fn handle(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many requests; retry later.",
             );
-            let value = HeaderValue::from_str(retry_after)
-                .unwrap_or_else(|_| HeaderValue::from_static("1"));
-            response.headers_mut().insert(header::RETRY_AFTER, value);
+            set_retry_after(&mut response, retry_after);
             Some(response)
         }
         Some(Fault::OddBody { status, body }) => Some(odd_response(*status, *body)),
@@ -306,6 +340,37 @@ async fn handle(
             None
         }
         Some(Fault::DropAfterHandling) | None => None,
+    };
+
+    // The token host mode, where no fault has answered already. A slow or silent host logs the
+    // request now, on arrival; `arrival` then names its record, whose status is set at the end.
+    let mut arrival: Option<LogSlot> = None;
+    let early = match early {
+        None if is_token_path(&path) => {
+            let host = inner.state().token_host.clone();
+            match host {
+                TokenHost::Refusing {
+                    status,
+                    message,
+                    retry_after,
+                } => Some(refusal(status, &message, retry_after.as_deref())),
+                TokenHost::Slow(delay) => {
+                    arrival = Some(inner.record(record.clone()));
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => None,
+                        () = stopped(&mut stop) => return Err(DropConnection),
+                    }
+                }
+                TokenHost::Silent => {
+                    tracing::info!(method = %record.method, path = %record.path, "silent token host: holding the request");
+                    inner.record(record);
+                    stopped(&mut stop).await;
+                    return Err(DropConnection);
+                }
+                TokenHost::Normal => None,
+            }
+        }
+        early => early,
     };
 
     let response = match early {
@@ -334,13 +399,24 @@ async fn handle(
 
     if fault == Some(Fault::DropAfterHandling) {
         tracing::info!(method = %record.method, path = %record.path, status = response.status().as_u16(), "handled, then dropped");
-        inner.record(record);
+        log_final(inner, arrival, record);
         return Err(DropConnection);
     }
     record.status = Some(response.status().as_u16());
     tracing::info!(method = %record.method, path = %record.path, status = response.status().as_u16(), "request");
-    inner.record(record);
+    log_final(inner, arrival, record);
     Ok(response)
+}
+
+/// Logs a request that is over: sets the status of its record if it was logged on arrival,
+/// else appends it.
+fn log_final(inner: &Inner, arrival: Option<LogSlot>, record: RequestRecord) {
+    match arrival {
+        Some(slot) => inner.set_status(slot, record.status),
+        None => {
+            inner.record(record);
+        }
+    }
 }
 
 /// Gives every error response the JSON error schema, e.g. axum's own `405` (keeping its
@@ -474,6 +550,7 @@ async fn token(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<Response<
         agent.site_id,
         state.token_lifetime,
         &inner.issuer,
+        inner.now_secs(),
     );
     state.live_tokens.insert(claims.jti);
     Ok(axum::Json(json!({ "token": token })).into_response())
@@ -494,10 +571,16 @@ fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<i64, ApiError> {
         }
         Some(Some(token)) => token,
     };
-    let claims = jwt::verify(&inner.secret, token)
+    let claims = jwt::verify(&inner.secret, token, inner.now_secs())
         .map_err(|e| ApiError::unauthorized(format!("{}.", capitalise(&e.to_string()))))?;
-    if !inner.state().live_tokens.contains(&claims.jti) {
-        return Err(ApiError::unauthorized("The bearer token has been revoked."));
+    {
+        let state = inner.state();
+        if !state.live_tokens.contains(&claims.jti) {
+            return Err(ApiError::unauthorized("The bearer token has been revoked."));
+        }
+        if state.refuse_valid_tokens {
+            return Err(ApiError::unauthorized(REFUSED_TOKEN_MESSAGE));
+        }
     }
     claims
         .site_id

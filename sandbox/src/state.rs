@@ -1,14 +1,17 @@
 //! The sandbox's shared state: agents, sites and their segments, tokens, faults and the log.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::segments::Segment;
-use crate::{Fault, RequestRecord, Route};
+use crate::{Fault, RequestRecord, Route, TokenHost, jwt};
+
+/// The latest instant an HTTP date can name, 9999-12-31T23:59:59Z, in Unix seconds.
+const MAX_HTTP_DATE_SECS: i64 = 253_402_300_799;
 
 /// An agent who can log in.
 #[derive(Debug, Clone)]
@@ -48,6 +51,10 @@ pub(crate) struct State {
     pub latency: Option<Duration>,
     pub daily: Option<DailyLimit>,
     pub forward_compat: bool,
+    /// How the token route behaves.
+    pub token_host: TokenHost,
+    /// Whether API requests with an otherwise valid token get `401`.
+    pub refuse_valid_tokens: bool,
 }
 
 impl State {
@@ -104,7 +111,12 @@ pub(crate) struct Inner {
     pub issuer: String,
     pub state: Mutex<State>,
     pub log: Mutex<Vec<RequestRecord>>,
+    /// Bumped, under the log's lock, each time the log is emptied, so that a [`LogSlot`] taken
+    /// before cannot name a record written after.
+    pub log_epoch: AtomicU64,
     pub log_len: watch::Sender<usize>,
+    /// Seconds added to the real clock to give the sandbox's "now".
+    pub clock_offset: AtomicI64,
     pub faults_injected: AtomicUsize,
     /// Turns true when the server has stopped accepting and its connections have closed.
     pub stopped: watch::Sender<bool>,
@@ -121,15 +133,69 @@ impl Inner {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends a record to the log and wakes whoever waits on its length.
-    pub(crate) fn record(&self, record: RequestRecord) {
-        let len = {
+    /// Appends a record to the log and wakes whoever waits on its length; returns where it is,
+    /// for [`Inner::set_status`].
+    pub(crate) fn record(&self, record: RequestRecord) -> LogSlot {
+        let (slot, len) = {
             let mut log = self.log();
             log.push(record);
-            log.len()
+            let slot = LogSlot {
+                epoch: self.log_epoch.load(Ordering::SeqCst),
+                index: log.len() - 1,
+            };
+            (slot, log.len())
         };
         self.log_len.send_replace(len);
+        slot
     }
+
+    /// Sets the status of a record written earlier, unless the log has been emptied since.
+    pub(crate) fn set_status(&self, slot: LogSlot, status: Option<u16>) {
+        let mut log = self.log();
+        if self.log_epoch.load(Ordering::SeqCst) == slot.epoch
+            && let Some(record) = log.get_mut(slot.index)
+        {
+            record.status = status;
+        }
+    }
+
+    /// Empties the request log.
+    pub(crate) fn clear_log(&self) {
+        {
+            let mut log = self.log();
+            log.clear();
+            self.log_epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        self.log_len.send_replace(0);
+    }
+
+    /// How many requests in the log went to the token endpoint.
+    pub(crate) fn token_requests(&self) -> usize {
+        self.log()
+            .iter()
+            .filter(|r| r.route == Some(Route::Token) || crate::server::is_token_path(&r.path))
+            .count()
+    }
+
+    /// The sandbox's "now" in Unix seconds: the real clock plus the clock offset.
+    pub(crate) fn now_secs(&self) -> i64 {
+        jwt::now_secs().saturating_add(self.clock_offset.load(Ordering::SeqCst))
+    }
+
+    /// The sandbox's "now" as an HTTP date (RFC 7231 IMF-fixdate), clamped to the dates an
+    /// HTTP date can name.
+    pub(crate) fn http_date(&self) -> String {
+        let secs = self.now_secs().clamp(0, MAX_HTTP_DATE_SECS);
+        let secs = u64::try_from(secs).unwrap_or(0);
+        httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+    }
+}
+
+/// Where a record sits in the log.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogSlot {
+    epoch: u64,
+    index: usize,
 }
 
 /// A fresh random secret for signing tokens.

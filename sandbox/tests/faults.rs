@@ -745,54 +745,14 @@ async fn shutdown_and_drop_stop_the_server() {
 
 #[test]
 fn the_binary_prints_its_urls_and_credentials_and_serves_them() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
-    /// Kills the child even when an assertion fails.
-    struct Child(std::process::Child);
-    impl Drop for Child {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_comm100-sandbox"))
-        .args(["--port", "0", "--token-lifetime-secs", "60"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the binary");
-    let stdout = child.stdout.take().unwrap();
-    let _child = Child(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let mut printed = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let done = line.contains("agent:");
-        printed.push(line);
-        if done {
-            break;
-        }
-    }
-    let text = printed.join("\n");
+    let binary = Binary::spawn(&["--port", "0", "--token-lifetime-secs", "60"]);
+    let text = binary.printed.join("\n");
     assert!(text.contains("comm100 sandbox listening"), "{text}");
     assert!(
         text.contains("agent@example.com / sandbox-password, site 10000"),
         "{text}"
     );
-    let portal = printed
-        .iter()
-        .find_map(|l| l.split("control-panel base: ").nth(1))
-        .expect("control-panel base line")
-        .trim()
-        .to_owned();
-    let api = printed
-        .iter()
-        .find_map(|l| l.split("API base:").nth(1))
-        .expect("API base line")
-        .trim()
-        .to_owned();
+    let (portal, api) = (binary.portal.clone(), binary.api.clone());
     assert!(portal.starts_with("http://127.0.0.1:"), "{portal}");
     assert_eq!(api, format!("{portal}/api/v3"));
 

@@ -104,3 +104,73 @@ pub fn decode_part(token: &str, index: usize) -> Value {
     let part = token.split('.').nth(index).expect("part");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64")).expect("json")
 }
+
+/// The seeded agent's login body.
+pub fn default_credentials() -> Value {
+    credentials(
+        comm100_sandbox::DEFAULT_EMAIL,
+        comm100_sandbox::DEFAULT_PASSWORD,
+        DEFAULT_SITE_ID,
+    )
+}
+
+/// The sandbox binary, running; killed on drop, even when an assertion fails.
+pub struct Binary {
+    child: std::process::Child,
+    /// What it printed up to and including the `agent:` line.
+    pub printed: Vec<String>,
+    /// The control-panel base it printed.
+    pub portal: String,
+    /// The API base it printed.
+    pub api: String,
+}
+
+impl Binary {
+    /// Starts the binary with these arguments and reads the URLs it prints.
+    pub fn spawn(args: &[&str]) -> Binary {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let mut child = Command::new(env!("CARGO_BIN_EXE_comm100-sandbox"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the binary");
+        let stdout = child.stdout.take().unwrap();
+        let mut binary = Binary {
+            child,
+            printed: Vec::new(),
+            portal: String::new(),
+            api: String::new(),
+        };
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line.contains("agent:");
+            binary.printed.push(line);
+            if done {
+                break;
+            }
+        }
+        let after = |label: &str| {
+            binary
+                .printed
+                .iter()
+                .find_map(|l| l.split(label).nth(1))
+                .unwrap_or_else(|| panic!("no {label:?} line in {:?}", binary.printed))
+                .trim()
+                .to_owned()
+        };
+        let (portal, api) = (after("control-panel base: "), after("API base:"));
+        binary.portal = portal;
+        binary.api = api;
+        binary
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
