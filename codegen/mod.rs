@@ -34,7 +34,18 @@ pub fn settings() -> GenerationSettings {
         // The hand-written layer (src/hooks.rs) supplies auth, retries and error normalisation
         // through `impl ClientHooks<Inner> for Client`.
         .with_inner_type(quote_path("crate::hooks::Inner"))
-        .with_hooks(HooksMode::Expected);
+        .with_hooks(HooksMode::Expected)
+        // Secrets (`format: password`: the password and the token) become a type that is
+        // zeroised on drop and redacted in `Debug`, so the generated types can derive `Debug`.
+        .with_conversion(
+            schemars::schema::SchemaObject {
+                instance_type: Some(schemars::schema::InstanceType::String.into()),
+                format: Some("password".into()),
+                ..Default::default()
+            },
+            "crate::SensitiveString",
+            std::iter::empty(),
+        );
     settings
 }
 

@@ -3,9 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
-
-use crate::auth::{PasswordLogin, StaticToken, Token, TokenCache, TokenSource};
+use crate::auth::cache::{DEFAULT_LOGIN_TIMEOUT, DEFAULT_REFRESH_BUFFER};
+use crate::auth::{PasswordLogin, SensitiveString, StaticToken, Token, TokenCache, TokenSource};
 use crate::domain::{same_origin, Endpoints, HttpPolicy};
 use crate::error::Error;
 use crate::generated;
@@ -58,8 +57,12 @@ impl Comm100 {
         &self.endpoints
     }
 
-    /// Logs in now rather than on the first call, and returns the token's expiry, if known.
-    /// A refused login is [`Error::Login`], with Comm100's status, code and message.
+    /// Logs in now rather than on the first call (or reuses a token that is still fresh), and
+    /// returns when the token expires on this machine's clock, if it says.
+    ///
+    /// A refused login is [`Error::Login`], with the token host's status, Comm100's code and
+    /// message, and its `Retry-After`. After a failed login, calls during the cool-down get the
+    /// same error at once, without a request (see [`Comm100Builder::login_timeout`]).
     pub async fn login(&self) -> Result<Option<std::time::SystemTime>, Error> {
         Ok(self.auth.get().await?.expires_at())
     }
@@ -74,7 +77,7 @@ impl Comm100 {
 enum Credentials {
     Password {
         email: String,
-        password: SecretString,
+        password: SensitiveString,
         site_id: i64,
     },
     Source(Arc<dyn TokenSource>),
@@ -143,7 +146,7 @@ impl Comm100Builder {
     ) -> Self {
         self.credentials = Some(Credentials::Password {
             email: email.into(),
-            password: SecretString::from(password.into()),
+            password: SensitiveString::from(password.into()),
             site_id,
         });
         self
@@ -161,13 +164,26 @@ impl Comm100Builder {
         self
     }
 
-    /// How long before its expiry a token is refreshed (60 s by default).
+    /// How long before its expiry a token is refreshed (60 s by default). A token that lives
+    /// less than twice the buffer is refreshed halfway through its life instead, and none is
+    /// refreshed sooner than 1 s after it arrived. Expiry is measured on the server's clock
+    /// (from the token's own claims, or the token response's `Date`), so a server whose clock
+    /// is hours off still costs one login per token life.
     pub fn refresh_buffer(mut self, buffer: Duration) -> Self {
         self.refresh_buffer = Some(buffer);
         self
     }
 
-    /// How long a login may take in all (30 s by default).
+    /// How long a login may take in all (30 s by default); the HTTP client's own timeout
+    /// bounds its one request too.
+    ///
+    /// A login is one request, shared by every caller that needs a token meanwhile: they all
+    /// get its result, and none waits longer than this. After a failed login, callers get its
+    /// error at once, and nothing is sent, for a cool-down that doubles with each failure in a
+    /// row: from 1 s up to 30 s after a timeout, a transport failure, a `429` or a `5xx`; from
+    /// 10 s up to 5 min after a refusal (`401`, `403`, ...), which repeating cannot fix and
+    /// which could lock the agent's account. A `Retry-After` from the token host lengthens the
+    /// cool-down, up to 5 min.
     pub fn login_timeout(mut self, timeout: Duration) -> Self {
         self.login_timeout = Some(timeout);
         self
@@ -180,8 +196,31 @@ impl Comm100Builder {
         self
     }
 
-    /// A `reqwest::Client` of your own (proxies, TLS settings). By default the client has
-    /// 15 s timeouts and follows redirects only within one origin.
+    /// A `reqwest::Client` of your own (a proxy, a custom CA, a client certificate). It carries
+    /// every request, the login included.
+    ///
+    /// Its settings are yours, so set what the default client has:
+    /// * timeouts (the default has 15 s to connect and 15 s per request): without them an
+    ///   operation can wait forever on a server that never answers; a login is still bounded
+    ///   by [`Self::login_timeout`];
+    /// * redirects only within one origin, with [`same_origin_redirects`]: reqwest's default
+    ///   follows a `307` to any host and re-sends the body, which for the login holds the
+    ///   password.
+    ///
+    /// ```
+    /// let http = reqwest::Client::builder()
+    ///     .connect_timeout(std::time::Duration::from_secs(15))
+    ///     .timeout(std::time::Duration::from_secs(15))
+    ///     .redirect(comm100::same_origin_redirects())
+    ///     .build()?;
+    /// let c100 = comm100::Comm100::builder()
+    ///     .portal("portal1.comm100.io")
+    ///     .static_token("eyJ...")
+    ///     .http_client(http)
+    ///     .build()?;
+    /// # let _ = c100;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
@@ -239,11 +278,11 @@ impl Comm100Builder {
                 ))
             }
         };
-        let login_timeout = self.login_timeout.unwrap_or(Duration::from_secs(30));
+        let login_timeout = self.login_timeout.unwrap_or(DEFAULT_LOGIN_TIMEOUT);
         let retry = self.retry.unwrap_or_default();
         let http = match self.http {
             Some(http) => http,
-            None => default_http_client(Duration::from_secs(15))?,
+            None => default_http_client(DEFAULT_TIMEOUT)?,
         };
         let source: Arc<dyn TokenSource> = match self.credentials {
             Some(Credentials::Source(source)) => source,
@@ -254,11 +293,13 @@ impl Comm100Builder {
             }) => {
                 let portal = generated::Client::new_with_client(
                     endpoints.portal_url(),
-                    // The login's own timeout bounds each token request; the cache bounds the whole.
-                    default_http_client(login_timeout)?,
+                    // The same client, so that the user's proxy, CA and certificate reach the
+                    // login too.
+                    http.clone(),
                     Inner {
                         auth: None,
-                        retry: retry.clone(),
+                        // One request per login: the token cache's cool-down paces the next.
+                        retry: RetryPolicy::disabled(),
                         api_origin: None,
                     },
                 );
@@ -277,7 +318,7 @@ impl Comm100Builder {
         };
         let auth = Arc::new(TokenCache::new(
             source,
-            self.refresh_buffer.unwrap_or(Duration::from_secs(60)),
+            self.refresh_buffer.unwrap_or(DEFAULT_REFRESH_BUFFER),
             login_timeout,
         ));
         let client = generated::Client::new_with_client(
@@ -297,10 +338,14 @@ impl Comm100Builder {
     }
 }
 
-/// 15 s timeouts, as progenitor's default client, and redirects only within one origin, so that
-/// a redirect can never carry a request to another host.
-fn default_http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
-    let redirects = reqwest::redirect::Policy::custom(|attempt| {
+/// The connect and request timeouts of the default HTTP client, as progenitor's default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The redirect policy of the default HTTP client: at most 5 redirects, all within the origin
+/// of the first request, so that a redirect can never carry a request (or a login's password)
+/// to another host. Give it to a client of your own (see [`Comm100Builder::http_client`]).
+pub fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
         let first = attempt.previous().first().cloned();
         match first {
             Some(first) if attempt.previous().len() < 5 && same_origin(&first, attempt.url()) => {
@@ -308,13 +353,16 @@ fn default_http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
             }
             _ => attempt.stop(),
         }
-    });
+    })
+}
+
+fn default_http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .connect_timeout(timeout)
         .timeout(timeout)
-        .redirect(redirects)
+        .redirect(same_origin_redirects())
         .build()
-        .map_err(Error::Transport)
+        .map_err(|e| Error::Transport(std::sync::Arc::new(e)))
 }
 
 #[cfg(test)]

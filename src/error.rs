@@ -4,6 +4,9 @@
 //! No error here holds a password or a token: they live in `secrecy` types and are never
 //! formatted.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use reqwest::StatusCode;
 
 use crate::generated::types;
@@ -12,7 +15,10 @@ use crate::generated::types;
 pub(crate) const OPERATION_HEADER: &str = "comm100-operation-id";
 
 /// A failure of the wrapper itself: configuration, or logging in.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`, because every caller waiting on one login gets its result. No variant holds a
+/// password, a token or a token response's body.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The control-panel domain is not of the form Comm100 serves.
@@ -58,7 +64,8 @@ pub enum Error {
         /// Why it was refused (never the value of a secret).
         reason: String,
     },
-    /// The token operation refused the credentials, or failed.
+    /// The token host answered the login with an error status: a refusal of the credentials
+    /// (`401`), a rate limit (`429`), an outage (`5xx`).
     #[error("login failed with HTTP {status}{}: {message}", code.map(|c| format!(" (Comm100 code {c})")).unwrap_or_default())]
     Login {
         /// The HTTP status of the token response.
@@ -67,19 +74,55 @@ pub enum Error {
         code: Option<i64>,
         /// Comm100's message, or a snippet of a body that was not JSON.
         message: String,
+        /// The wait the token host asked for with `Retry-After`, if any.
+        retry_after: Option<Duration>,
     },
     /// The token operation did not answer within the login timeout.
     #[error("login timed out after {0:?}")]
-    LoginTimeout(std::time::Duration),
-    /// The token response was a success but held no usable token.
+    LoginTimeout(Duration),
+    /// The token response was a success but held no usable token. The message is fixed: the
+    /// body of such a response may hold a token, so none of it is kept.
     #[error("login returned no usable token: {0}")]
-    BadToken(String),
+    BadToken(&'static str),
     /// A user-supplied token source failed.
     #[error("the token source failed: {0}")]
     TokenSource(String),
-    /// The request could not be sent or its response could not be read.
+    /// The request could not be sent or its response could not be read. Shared, because every
+    /// caller waiting on one login gets its error.
     #[error("HTTP transport error: {0}")]
-    Transport(#[source] reqwest::Error),
+    Transport(#[source] Arc<reqwest::Error>),
+}
+
+impl Error {
+    /// Whether trying again later may succeed: a transport failure, a login timeout, a failing
+    /// token source, an unusable token response, or a login answered with 408, 429 or a `5xx`.
+    /// A refused login (`401`, `403`, ...) is not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Login { status, .. } => crate::retry::is_retryable_status(*status),
+            Error::LoginTimeout(_)
+            | Error::BadToken(_)
+            | Error::TokenSource(_)
+            | Error::Transport(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The wait the token host asked for with `Retry-After`, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Login { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The status of a login the token host answered with an error.
+    pub(crate) fn login_status(&self) -> Option<StatusCode> {
+        match self {
+            Error::Login { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 /// What every operation error can tell about itself.
@@ -88,6 +131,15 @@ pub enum Error {
 /// The hooks normalise every error response before progenitor decodes it, so an error body that
 /// was not JSON (an HTML page, an empty body, Comm100's relaxed `{ code: 400000, message: "…" }`)
 /// still arrives as an `ErrorResponse` with its status, never as a decoding failure.
+///
+/// When the operation could not get a token, its error says why:
+/// * the token host answered with an error status (a wrong password, `429`, `503`): an
+///   `ErrorResponse` with that status, Comm100's code and message and any `Retry-After`, and
+///   `generate_jwt_token` as its [`operation_id`](ApiErrorExt::operation_id);
+/// * the login failed without an answer (a timeout, an unreachable token host, a failing
+///   [`TokenSource`](crate::TokenSource), an unusable token response): `Error::Custom`, with no
+///   status, and [retryable](ApiErrorExt::is_retryable). The hooks make `Custom` for nothing
+///   else.
 ///
 /// ```no_run
 /// use comm100::prelude::*;
@@ -119,6 +171,11 @@ pub trait ApiErrorExt {
     fn is_not_found(&self) -> bool;
     /// A `401`: the credentials or the token were refused, even after one refresh.
     fn is_unauthorized(&self) -> bool;
+    /// The wait the server asked for with `Retry-After`, when it sent one.
+    fn retry_after(&self) -> Option<Duration>;
+    /// Whether the operation failed because no token could be had: the login was refused or
+    /// failed. Nothing was sent to the API then.
+    fn is_login_failure(&self) -> bool;
 }
 
 impl ApiErrorExt for progenitor_client::Error<types::Error> {
@@ -136,6 +193,7 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
     fn message(&self) -> String {
         match self {
             progenitor_client::Error::ErrorResponse(rv) => rv.message.clone().unwrap_or_default(),
+            progenitor_client::Error::Custom(message) => message.clone(),
             // The Display of the other variants names the failure; none carries a secret.
             other => other.to_string(),
         }
@@ -153,6 +211,8 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
     fn is_retryable(&self) -> bool {
         match self {
             progenitor_client::Error::CommunicationError(_) => true,
+            // Made only for a login that failed without an answer: see the trait's docs.
+            progenitor_client::Error::Custom(_) => true,
             _ => {
                 self.status().is_some_and(crate::retry::is_retryable_status)
                     || self.is_rate_limited()
@@ -175,7 +235,27 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
     fn is_unauthorized(&self) -> bool {
         self.status() == Some(StatusCode::UNAUTHORIZED)
     }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            progenitor_client::Error::ErrorResponse(rv) => rv
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)?
+                .to_str()
+                .ok()
+                .and_then(crate::retry::parse_retry_after),
+            _ => None,
+        }
+    }
+
+    fn is_login_failure(&self) -> bool {
+        matches!(self, progenitor_client::Error::Custom(_))
+            || self.operation_id() == Some(LOGIN_OPERATION)
+    }
 }
+
+/// The operation id a failed login is reported under.
+pub(crate) const LOGIN_OPERATION: &str = "generate_jwt_token";
 
 /// Comm100 says "the number of your API requests has exceeded the limit of the day".
 pub(crate) fn is_daily_limit(message: &str) -> bool {

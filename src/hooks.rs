@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::auth::TokenCache;
 use crate::domain::same_origin;
-use crate::error::{Error, OPERATION_HEADER};
+use crate::error::{Error, LOGIN_OPERATION, OPERATION_HEADER};
 use crate::generated::Client;
 use crate::retry::{self, RetryPolicy};
 
@@ -47,7 +47,31 @@ impl ClientHooks<Inner> for Client {
     async fn exec(&self, request: Request, info: &OperationInfo) -> reqwest::Result<Response> {
         execute(self.client(), self.inner(), request, info.operation_id).await
     }
+
+    /// Turns the stand-in response `exec` returns for a login that failed without an answer
+    /// into `Error::Custom`: `exec` can only return a response or a `reqwest::Error`, and
+    /// neither may pretend that a server answered.
+    async fn post<E>(
+        &self,
+        result: &reqwest::Result<Response>,
+        _info: &OperationInfo,
+    ) -> Result<(), progenitor_client::Error<E>> {
+        match result
+            .as_ref()
+            .ok()
+            .and_then(|r| r.extensions().get::<LoginUnavailable>())
+        {
+            Some(LoginUnavailable(error)) => Err(progenitor_client::Error::Custom(format!(
+                "could not log in: {error}"
+            ))),
+            None => Ok(()),
+        }
+    }
 }
+
+/// Marks the stand-in response for a login that failed without an answer from the token host.
+#[derive(Clone)]
+struct LoginUnavailable(Error);
 
 /// The spec's `minItems: 1` on `conditions`, which progenitor's types do not enforce: refuse
 /// locally, so that nothing is sent.
@@ -108,7 +132,7 @@ async fn execute(
         let token = match auth {
             Some(cache) => match cache.get().await {
                 Ok(token) => Some(token),
-                Err(e) => return login_failure(e),
+                Err(e) => return Ok(login_failure(e)),
             },
             None => None,
         };
@@ -133,22 +157,25 @@ async fn execute(
             span.record("status", response.status().as_u16());
         }
         let can_retry = !only_attempt && attempt < policy.max_attempts;
+        if let (Ok(response), Some(token)) = (&result, &token) {
+            if response.status() != StatusCode::UNAUTHORIZED {
+                token.mark_accepted();
+            }
+        }
 
         match result {
-            // The token was refused: drop it, refresh once, and try this request once more. The
-            // server refused before acting, so this is safe for a POST too.
+            // The token was refused: unless the cache says a new token would not help (see
+            // `TokenCache::refused`), try this request once more with a new one. The server
+            // refused before acting, so this is safe for a POST too.
             Ok(response)
                 if response.status() == StatusCode::UNAUTHORIZED
-                    && token.is_some()
                     && !refreshed_after_401
-                    && !only_attempt =>
+                    && !only_attempt
+                    && matches!((auth, &token), (Some(cache), Some(token)) if cache.refused(token)) =>
             {
-                if let (Some(cache), Some(token)) = (auth, &token) {
-                    cache.invalidate(token);
-                }
                 refreshed_after_401 = true;
                 attempt -= 1;
-                span.in_scope(|| tracing::info!("token refused; refreshing and retrying once"));
+                span.in_scope(|| tracing::info!("token refused; retrying once with a new token"));
             }
             Ok(response)
                 if can_retry
@@ -180,30 +207,31 @@ async fn execute(
     }
 }
 
-/// A failed login surfaces on the operation as the token operation's own error response, so
-/// that it carries the status, Comm100's code and message, and `generate_jwt_token` as the
-/// operation. A transport failure stays a transport failure.
-fn login_failure(error: Error) -> reqwest::Result<Response> {
-    let (status, code, message) = match error {
-        Error::Transport(e) => return Err(e),
+/// A failed login, as the operation's response. A login the token host answered with an error
+/// becomes that error response, with its status, Comm100's code and message, its `Retry-After`,
+/// and `generate_jwt_token` as the operation. Any other failure (a timeout, an unreachable
+/// host, a failing source) becomes a stand-in that [`ClientHooks::post`] turns into
+/// `Error::Custom`: never a status the server did not send.
+fn login_failure(error: Error) -> Response {
+    match error {
         Error::Login {
             status,
             code,
             message,
-        } => (status, code, message),
-        other => (
-            StatusCode::UNAUTHORIZED,
-            None,
-            format!("could not obtain a token: {other}"),
-        ),
-    };
-    Ok(error_response(
-        status,
-        http::HeaderMap::new(),
-        code,
-        message,
-        "generate_jwt_token",
-    ))
+            retry_after,
+        } => {
+            let mut headers = http::HeaderMap::new();
+            if let Some(wait) = retry_after {
+                headers.insert(RETRY_AFTER, HeaderValue::from(wait.as_secs()));
+            }
+            error_response(status, headers, code, message, LOGIN_OPERATION)
+        }
+        other => {
+            let mut response = http::Response::new(String::new());
+            response.extensions_mut().insert(LoginUnavailable(other));
+            Response::from(response)
+        }
+    }
 }
 
 /// Rewrites an error response's body as strict `{code, message}` JSON and names the operation,

@@ -4,7 +4,9 @@
 //! live in [`generated`]; this crate adds what a production client needs around them:
 //!
 //! * [`Endpoints`]: the control-panel domain selects the API host and the token host;
-//! * JWT login, cached and refreshed a buffer before expiry, one refresh for all callers;
+//! * JWT login, cached and refreshed a buffer before expiry measured on the server's clock, one
+//!   login for all callers (its error too), a cool-down after a failed login, no re-login
+//!   storm when the server refuses fresh tokens;
 //! * retries with backoff and `Retry-After`, never duplicating a create;
 //! * errors that keep the status, Comm100's code and message ([`ApiErrorExt`]), and secrets
 //!   that never appear in `Debug` output, logs or errors.
@@ -36,8 +38,8 @@ mod error;
 mod hooks;
 mod retry;
 
-pub use auth::{Token, TokenFuture, TokenSource};
-pub use client::{Comm100, Comm100Builder};
+pub use auth::{SensitiveString, Token, TokenFuture, TokenSource};
+pub use client::{same_origin_redirects, Comm100, Comm100Builder};
 pub use domain::{Endpoints, HttpPolicy};
 pub use error::{ApiErrorExt, Error};
 pub use hooks::Inner;

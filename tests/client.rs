@@ -88,8 +88,9 @@ async fn logs_in_lazily_once_and_runs_every_operation() {
     assert_eq!(jtis.len(), 1);
 }
 
-/// 1000 callers find the token expired at once: exactly one token request, and all of them
-/// get the new token.
+/// 1000 callers send a token the server refuses (it was issued with no life left, which the
+/// client still uses for a moment): exactly one token request, and all of them succeed with
+/// the new token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_callers_share_one_refresh() {
     let sb = Sandbox::start().await.unwrap();
@@ -120,10 +121,13 @@ async fn a_thousand_callers_share_one_refresh() {
         .into_iter()
         .filter(|r| r.route == Some(Route::List))
         .collect();
-    assert_eq!(lists.len(), 1000);
-    let jtis: std::collections::HashSet<_> = lists.iter().map(|r| r.token_jti.clone()).collect();
+    let served: Vec<_> = lists.iter().filter(|r| r.status == Some(200)).collect();
+    assert_eq!(served.len(), 1000);
+    let jtis: std::collections::HashSet<_> = served.iter().map(|r| r.token_jti.clone()).collect();
     assert_eq!(jtis.len(), 1, "every caller used the new token");
-    assert!(lists.iter().all(|r| r.status == Some(200)));
+    assert!(lists
+        .iter()
+        .all(|r| r.status == Some(200) || r.status == Some(401)));
 }
 
 #[tokio::test]
