@@ -284,6 +284,7 @@ impl Comm100Builder {
             Some(http) => http,
             None => default_http_client(DEFAULT_TIMEOUT)?,
         };
+        let mut login_url = None;
         let source: Arc<dyn TokenSource> = match self.credentials {
             Some(Credentials::Source(source)) => source,
             Some(Credentials::Password {
@@ -301,8 +302,15 @@ impl Comm100Builder {
                         // One request per login: the token cache's cool-down paces the next.
                         retry: RetryPolicy::disabled(),
                         api_origin: None,
+                        login_url: None,
                     },
                 );
+                login_url = reqwest::Url::parse(&format!(
+                    "{}{}",
+                    endpoints.portal_url(),
+                    PasswordLogin::PATH
+                ))
+                .ok();
                 Arc::new(PasswordLogin {
                     portal,
                     email,
@@ -328,6 +336,7 @@ impl Comm100Builder {
                 auth: Some(auth.clone()),
                 retry,
                 api_origin: Some(endpoints.api_origin()),
+                login_url,
             },
         );
         Ok(Comm100 {

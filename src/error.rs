@@ -137,9 +137,10 @@ impl Error {
 ///   `ErrorResponse` with that status, Comm100's code and message and any `Retry-After`, and
 ///   `generate_jwt_token` as its [`operation_id`](ApiErrorExt::operation_id);
 /// * the login failed without an answer (a timeout, an unreachable token host, a failing
-///   [`TokenSource`](crate::TokenSource), an unusable token response): `Error::Custom`, with no
-///   status, and [retryable](ApiErrorExt::is_retryable). The hooks make `Custom` for nothing
-///   else.
+///   [`TokenSource`](crate::TokenSource), an unusable token response): a `CommunicationError`,
+///   with no status, retryable, whose `reqwest::Error` names the token URL and has the login's
+///   [`Error`] as its source: [`login_error`](ApiErrorExt::login_error) returns it, and
+///   [`message`](ApiErrorExt::message) says `could not log in: …`.
 ///
 /// ```no_run
 /// use comm100::prelude::*;
@@ -176,6 +177,8 @@ pub trait ApiErrorExt {
     /// Whether the operation failed because no token could be had: the login was refused or
     /// failed. Nothing was sent to the API then.
     fn is_login_failure(&self) -> bool;
+    /// The login's own error, when the login failed without an answer (see the trait's docs).
+    fn login_error(&self) -> Option<&Error>;
 }
 
 impl ApiErrorExt for progenitor_client::Error<types::Error> {
@@ -191,9 +194,11 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
     }
 
     fn message(&self) -> String {
+        if let Some(login) = self.login_error() {
+            return format!("could not log in: {login}");
+        }
         match self {
             progenitor_client::Error::ErrorResponse(rv) => rv.message.clone().unwrap_or_default(),
-            progenitor_client::Error::Custom(message) => message.clone(),
             // The Display of the other variants names the failure; none carries a secret.
             other => other.to_string(),
         }
@@ -211,8 +216,6 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
     fn is_retryable(&self) -> bool {
         match self {
             progenitor_client::Error::CommunicationError(_) => true,
-            // Made only for a login that failed without an answer: see the trait's docs.
-            progenitor_client::Error::Custom(_) => true,
             _ => {
                 self.status().is_some_and(crate::retry::is_retryable_status)
                     || self.is_rate_limited()
@@ -249,8 +252,21 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
     }
 
     fn is_login_failure(&self) -> bool {
-        matches!(self, progenitor_client::Error::Custom(_))
-            || self.operation_id() == Some(LOGIN_OPERATION)
+        self.login_error().is_some() || self.operation_id() == Some(LOGIN_OPERATION)
+    }
+
+    fn login_error(&self) -> Option<&Error> {
+        let progenitor_client::Error::CommunicationError(e) = self else {
+            return None;
+        };
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            if let Some(login) = cause.downcast_ref::<Error>() {
+                return Some(login);
+            }
+            source = cause.source();
+        }
+        None
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Inner {
     pub(crate) retry: RetryPolicy,
     /// The only origin that ever receives the token.
     pub(crate) api_origin: Option<Url>,
+    /// The token operation's URL, named by the error of a login that got no answer.
+    pub(crate) login_url: Option<Url>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -31,6 +33,7 @@ impl std::fmt::Debug for Inner {
             .field("auth", &self.auth.as_ref().map(|_| "token cache"))
             .field("retry", &self.retry)
             .field("api_origin", &self.api_origin.as_ref().map(Url::as_str))
+            .field("login_url", &self.login_url.as_ref().map(Url::as_str))
             .finish()
     }
 }
@@ -47,31 +50,7 @@ impl ClientHooks<Inner> for Client {
     async fn exec(&self, request: Request, info: &OperationInfo) -> reqwest::Result<Response> {
         execute(self.client(), self.inner(), request, info.operation_id).await
     }
-
-    /// Turns the stand-in response `exec` returns for a login that failed without an answer
-    /// into `Error::Custom`: `exec` can only return a response or a `reqwest::Error`, and
-    /// neither may pretend that a server answered.
-    async fn post<E>(
-        &self,
-        result: &reqwest::Result<Response>,
-        _info: &OperationInfo,
-    ) -> Result<(), progenitor_client::Error<E>> {
-        match result
-            .as_ref()
-            .ok()
-            .and_then(|r| r.extensions().get::<LoginUnavailable>())
-        {
-            Some(LoginUnavailable(error)) => Err(progenitor_client::Error::Custom(format!(
-                "could not log in: {error}"
-            ))),
-            None => Ok(()),
-        }
-    }
 }
-
-/// Marks the stand-in response for a login that failed without an answer from the token host.
-#[derive(Clone)]
-struct LoginUnavailable(Error);
 
 /// The spec's `minItems: 1` on `conditions`, which progenitor's types do not enforce: refuse
 /// locally, so that nothing is sent.
@@ -132,7 +111,7 @@ async fn execute(
         let token = match auth {
             Some(cache) => match cache.get().await {
                 Ok(token) => Some(token),
-                Err(e) => return Ok(login_failure(e)),
+                Err(e) => return login_failure(e, inner.login_url.as_ref()).await,
             },
             None => None,
         };
@@ -207,12 +186,16 @@ async fn execute(
     }
 }
 
-/// A failed login, as the operation's response. A login the token host answered with an error
-/// becomes that error response, with its status, Comm100's code and message, its `Retry-After`,
-/// and `generate_jwt_token` as the operation. Any other failure (a timeout, an unreachable
-/// host, a failing source) becomes a stand-in that [`ClientHooks::post`] turns into
-/// `Error::Custom`: never a status the server did not send.
-fn login_failure(error: Error) -> Response {
+/// A failed login, as the operation's result.
+///
+/// A login the token host answered with an error becomes that error response, with its status,
+/// Comm100's code and message, its `Retry-After`, and `generate_jwt_token` as the operation.
+/// Any other failure (a timeout, an unreachable host, a failing source) got no answer, so it
+/// becomes what a request that got no answer is: a `reqwest::Error` (progenitor's
+/// `CommunicationError`, retryable), with the login's [`Error`] as its source. `exec` can
+/// return nothing else, and reqwest builds its errors only itself: the error is that of a body
+/// that fails at once with the login's error, read on the spot.
+async fn login_failure(error: Error, login_url: Option<&Url>) -> reqwest::Result<Response> {
     match error {
         Error::Login {
             status,
@@ -224,13 +207,49 @@ fn login_failure(error: Error) -> Response {
             if let Some(wait) = retry_after {
                 headers.insert(RETRY_AFTER, HeaderValue::from(wait.as_secs()));
             }
-            error_response(status, headers, code, message, LOGIN_OPERATION)
+            Ok(error_response(
+                status,
+                headers,
+                code,
+                message,
+                LOGIN_OPERATION,
+            ))
         }
         other => {
-            let mut response = http::Response::new(String::new());
-            response.extensions_mut().insert(LoginUnavailable(other));
-            Response::from(response)
+            let body = reqwest::Body::wrap(FailingBody(Some(other)));
+            let read = Response::from(http::Response::new(body)).bytes().await;
+            // A failing body always fails; were it ever read, the empty 503 stands in.
+            let error = match read {
+                Err(e) => e,
+                Ok(_) => {
+                    return Ok(Response::from(
+                        http::Response::builder()
+                            .status(503)
+                            .body(String::new())
+                            .unwrap_or_default(),
+                    ))
+                }
+            };
+            Err(match login_url {
+                Some(url) => error.with_url(url.clone()),
+                None => error.without_url(),
+            })
         }
+    }
+}
+
+/// A body whose first frame is the login's error.
+struct FailingBody(Option<Error>);
+
+impl http_body::Body for FailingBody {
+    type Data = bytes::Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(Err))
     }
 }
 

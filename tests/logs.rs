@@ -153,6 +153,71 @@ async fn spans_name_the_operation_and_never_the_token() {
     assert!(!logs.contains("eyJ"), "no JWT in the logs: {logs}");
 }
 
+/// A token host that answers `200` with a body holding a JWT in the wrong shape, then one that
+/// never answers: no error's `Display` or `Debug`, and no log line, holds the JWT or the
+/// password, and the generated request type redacts the password.
+#[tokio::test]
+async fn no_secret_reaches_an_error_or_a_log_line_whatever_the_token_host_sends() {
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2lnbmF0dXJl";
+    let password = "hunter2-password-xyzzy";
+    let bodies = [
+        format!(r#"{{"tok":"{jwt}"}}"#),
+        format!(r#"{{"token":["{jwt}"]}}"#),
+        format!("<html>{jwt}</html>"),
+        r#"{"token":"   "}"#.to_string(),
+    ];
+    for body in bodies {
+        let router = axum::Router::new().route(
+            "/adminwebservice/api/jwttoken/generate",
+            axum::routing::post(move || {
+                let body = body.clone();
+                async move { ([("content-type", "application/json")], body) }
+            }),
+        );
+        let addr = common::serve(router).await;
+        let c100 = Comm100::builder()
+            .urls(format!("http://{addr}"), format!("http://{addr}/api/v3"))
+            .password_login(DEFAULT_EMAIL, password, DEFAULT_SITE_ID)
+            .build()
+            .unwrap();
+        let logs = capture();
+        let op_err = c100
+            .client()
+            .list_customer_segments()
+            .send()
+            .await
+            .unwrap_err();
+        let err = c100.login().await.unwrap_err();
+        assert!(matches!(err, comm100::Error::BadToken(_)), "{err:?}");
+        assert!(op_err.is_retryable() && op_err.is_login_failure(), "{op_err}");
+        let logs = logs.text();
+        for shown in [
+            err.to_string(),
+            format!("{err:?}"),
+            op_err.to_string(),
+            format!("{op_err:?}"),
+            op_err.message(),
+            logs,
+        ] {
+            assert!(!shown.contains(jwt) && !shown.contains("eyJ"), "{shown}");
+            assert!(!shown.contains(password), "{shown}");
+        }
+    }
+    let request = comm100::generated::types::JwtTokenRequest {
+        login_type: comm100::generated::types::LoginType::Password,
+        username: DEFAULT_EMAIL.into(),
+        password: password.into(),
+        site_id: DEFAULT_SITE_ID,
+    };
+    let shown = format!("{request:?}");
+    assert!(!shown.contains(password) && shown.contains("REDACTED"), "{shown}");
+    assert_eq!(
+        serde_json::to_value(&request).unwrap()["Password"],
+        password,
+        "the wire still carries it"
+    );
+}
+
 /// A subscriber that writes every event and span close, with fields, into `buffer`.
 fn recorder(buffer: Arc<Mutex<Vec<u8>>>) -> impl tracing::Subscriber + Send + Sync {
     #[derive(Clone)]

@@ -58,6 +58,11 @@ pub(crate) struct PasswordLogin {
 const NOT_A_TOKEN_RESPONSE: &str =
     "the token response is not the documented JSON object with a `token` string";
 
+impl PasswordLogin {
+    /// The token operation's path on the control-panel base, as the spec gives it.
+    pub(crate) const PATH: &'static str = "/adminwebservice/api/jwttoken/generate";
+}
+
 impl TokenSource for PasswordLogin {
     fn fetch(&self) -> TokenFuture<'_> {
         Box::pin(async move {
