@@ -6,29 +6,46 @@
 //! `--concurrent` list operations at once (1000 by default). Every one of them finds the token stale; one refreshes and the others share its
 //! result. The token requests are counted in the sandbox's request log, less the first login.
 //!
+//! Then two storms against a token host that fails, where the target is one login request for
+//! all callers and no caller waiting longer than one login:
+//!
+//! * **wrong password**: `--concurrent` list operations at once on a client with a wrong
+//!   password. Every caller must get the `401` with Comm100's message, from one login request.
+//! * **silent token host**: the token host accepts the login and never answers. Every caller
+//!   must fail with the login timeout (2 s here), within that timeout, from one login request.
+//!
 //! ```text
 //! cargo run --release --example refresh_storm [-- --concurrent 1000]
 //! ```
 //!
-//! It prints one line:
-//! `refresh_storm concurrent=<n> token_requests=<n> failed=<n> p50_ms=<..> p99_ms=<..>`; the
-//! target is `token_requests=1 failed=0`. `tests/soak.rs` runs the same storm at 50 concurrent
-//! operations, with a first token issued already expired so that nothing waits.
+//! It prints one line per storm:
+//! `refresh_storm scenario=<expiry|wrong_password|silent_token_host> concurrent=<n>
+//! token_requests=<n> failed=<n> unexpected=<n> p50_ms=<..> p99_ms=<..>`; the target is
+//! `token_requests=1 unexpected=0`, with `failed=0` for the expiry storm and every operation
+//! failed for the others. `tests/soak.rs` runs the
+//! storms at 50 concurrent operations, with a first token issued already expired so that nothing
+//! waits.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use comm100::generated::ClientCustomerSegmentsExt as _;
+use comm100::ApiErrorExt as _;
 use comm100_sandbox::{Sandbox, SandboxConfig};
 
 /// What a storm measured.
 #[derive(Debug, Clone)]
 pub struct StormReport {
+    /// Which storm.
+    pub scenario: &'static str,
     /// How many operations ran at once.
     pub concurrent: usize,
     /// Token requests during the storm (the first login excluded).
     pub token_requests: usize,
     /// Operations that failed.
     pub failed: usize,
+    /// Operations whose result is not the one the storm expects: success for the expiry storm,
+    /// the token host's `401` or the login timeout for the failing-login storms.
+    pub unexpected: usize,
     /// Median latency of one operation, in milliseconds.
     pub p50_ms: f64,
     /// 99th-percentile latency of one operation, in milliseconds.
@@ -39,8 +56,14 @@ impl std::fmt::Display for StormReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "refresh_storm concurrent={} token_requests={} failed={} p50_ms={:.2} p99_ms={:.2}",
-            self.concurrent, self.token_requests, self.failed, self.p50_ms, self.p99_ms
+            "refresh_storm scenario={} concurrent={} token_requests={} failed={} unexpected={} p50_ms={:.2} p99_ms={:.2}",
+            self.scenario,
+            self.concurrent,
+            self.token_requests,
+            self.failed,
+            self.unexpected,
+            self.p50_ms,
+            self.p99_ms
         )
     }
 }
@@ -94,39 +117,116 @@ pub async fn run_storm(
             tokio::time::sleep(wait + Duration::from_millis(20)).await;
         }
     }
-    let before = controls.token_requests();
+    let report = storm("expiry", &c100, &controls, concurrent, Result::is_ok).await;
+    drop(c100);
+    sandbox.shutdown().await;
+    Ok(report)
+}
 
+/// How a login fails in a failing-login storm.
+#[derive(Debug, Clone, Copy)]
+pub enum LoginFailure {
+    /// The agent's password is wrong: the token host answers `401`.
+    WrongPassword,
+    /// The token host accepts the login and never answers.
+    SilentTokenHost,
+}
+
+/// The login timeout of the silent-token-host storm.
+pub const STORM_LOGIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs `concurrent` list operations at once on one client whose login fails. A caller counts
+/// as failed when it gets the error the failure should give: the token host's `401` with
+/// Comm100's message, or the login timeout.
+pub async fn run_failing_login_storm(
+    concurrent: usize,
+    failure: LoginFailure,
+) -> Result<StormReport, Box<dyn std::error::Error>> {
+    let sandbox = Sandbox::start_with(SandboxConfig::default()).await?;
+    let controls = sandbox.controls();
+    let password = match failure {
+        LoginFailure::WrongPassword => "not-the-password",
+        LoginFailure::SilentTokenHost => {
+            controls.set_token_host(comm100_sandbox::TokenHost::Silent);
+            comm100_sandbox::DEFAULT_PASSWORD
+        }
+    };
+    let c100 = comm100::Comm100::builder()
+        .urls(sandbox.portal_url(), sandbox.api_url())
+        .password_login(
+            comm100_sandbox::DEFAULT_EMAIL,
+            password,
+            comm100_sandbox::DEFAULT_SITE_ID,
+        )
+        .login_timeout(STORM_LOGIN_TIMEOUT)
+        .build()?;
+    let (scenario, expected): (_, fn(&OpError) -> bool) = match failure {
+        LoginFailure::WrongPassword => ("wrong_password", |e| {
+            e.is_unauthorized() && e.code() == Some(401000) && e.message().contains("password")
+        }),
+        LoginFailure::SilentTokenHost => ("silent_token_host", |e| {
+            matches!(e.login_error(), Some(comm100::Error::LoginTimeout(_)))
+        }),
+    };
+    let report = storm(scenario, &c100, &controls, concurrent, |result| {
+        result.as_ref().is_err_and(expected)
+    })
+    .await;
+    drop(c100);
+    sandbox.shutdown().await;
+    Ok(report)
+}
+
+type OpError = progenitor_client::Error<comm100::generated::types::Error>;
+
+/// Starts `concurrent` list operations at once (behind a barrier) and measures them; an
+/// operation counts as unexpected when `expected` says its result is not the one it should be.
+async fn storm(
+    scenario: &'static str,
+    c100: &comm100::Comm100,
+    controls: &comm100_sandbox::Controls,
+    concurrent: usize,
+    expected: impl Fn(&Result<(), OpError>) -> bool,
+) -> StormReport {
+    let before = controls.token_requests();
     let start = tokio::sync::Barrier::new(concurrent);
     let calls = (0..concurrent).map(|_| {
-        let c100 = &c100;
         let start = &start;
         async move {
             start.wait().await;
             let t = Instant::now();
-            let ok = c100.client().list_customer_segments().send().await.is_ok();
-            (ok, t.elapsed())
+            let result = c100
+                .client()
+                .list_customer_segments()
+                .send()
+                .await
+                .map(|_| ());
+            (result, t.elapsed())
         }
     });
     let results = futures::future::join_all(calls).await;
 
     let token_requests = controls.token_requests() - before;
-    let failed = results.iter().filter(|(ok, _)| !ok).count();
+    let failed = results.iter().filter(|(result, _)| result.is_err()).count();
+    let unexpected = results
+        .iter()
+        .filter(|(result, _)| !expected(result))
+        .count();
     let mut latencies: Vec<f64> = results
         .iter()
         .map(|(_, d)| d.as_secs_f64() * 1000.0)
         .collect();
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-    let report = StormReport {
+    StormReport {
+        scenario,
         concurrent,
         token_requests,
         failed,
+        unexpected,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
-    };
-    drop(c100);
-    sandbox.shutdown().await;
-    Ok(report)
+    }
 }
 
 #[tokio::main]
@@ -139,7 +239,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    let report = run_storm(concurrent, Expiry::WaitForIt).await?;
-    println!("{report}");
+    println!("{}", run_storm(concurrent, Expiry::WaitForIt).await?);
+    for failure in [LoginFailure::WrongPassword, LoginFailure::SilentTokenHost] {
+        println!("{}", run_failing_login_storm(concurrent, failure).await?);
+    }
     Ok(())
 }

@@ -189,7 +189,10 @@ async fn no_secret_reaches_an_error_or_a_log_line_whatever_the_token_host_sends(
             .unwrap_err();
         let err = c100.login().await.unwrap_err();
         assert!(matches!(err, comm100::Error::BadToken(_)), "{err:?}");
-        assert!(op_err.is_retryable() && op_err.is_login_failure(), "{op_err}");
+        assert!(
+            op_err.is_retryable() && op_err.is_login_failure(),
+            "{op_err}"
+        );
         let logs = logs.text();
         for shown in [
             err.to_string(),
@@ -210,7 +213,10 @@ async fn no_secret_reaches_an_error_or_a_log_line_whatever_the_token_host_sends(
         site_id: DEFAULT_SITE_ID,
     };
     let shown = format!("{request:?}");
-    assert!(!shown.contains(password) && shown.contains("REDACTED"), "{shown}");
+    assert!(
+        !shown.contains(password) && shown.contains("REDACTED"),
+        "{shown}"
+    );
     assert_eq!(
         serde_json::to_value(&request).unwrap()["Password"],
         password,

@@ -14,7 +14,29 @@ async fn refresh_storm_fetches_one_token_for_50_concurrent_operations() {
         .expect("the storm runs");
     println!("{report}");
     assert_eq!(report.failed, 0, "{report}");
+    assert_eq!(report.unexpected, 0, "{report}");
     assert_eq!(report.token_requests, 1, "{report}");
+}
+
+/// 50 operations on a client whose login fails: one login request, and every caller gets the
+/// error the failure should give (the `401` with Comm100's message, or the login timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_login_storms_send_one_login_for_50_concurrent_operations() {
+    for failure in [
+        refresh_storm::LoginFailure::WrongPassword,
+        refresh_storm::LoginFailure::SilentTokenHost,
+    ] {
+        let report = refresh_storm::run_failing_login_storm(50, failure)
+            .await
+            .expect("the storm runs");
+        println!("{report}");
+        assert_eq!(report.failed, 50, "{report}");
+        assert_eq!(
+            report.unexpected, 0,
+            "every caller got the expected error: {report}"
+        );
+        assert_eq!(report.token_requests, 1, "{report}");
+    }
 }
 
 #[allow(dead_code)]
