@@ -204,9 +204,63 @@ pub fn generate(text: &str) -> Result<String, CodegenError> {
             return Err(CodegenError::Progenitor(format!("it panicked: {message}")));
         }
     };
-    let file: syn::File =
+    let tokens = decode_through_hooks(tokens)?;
+    let mut file: syn::File =
         syn::parse2(tokens).map_err(|e| CodegenError::Progenitor(e.to_string()))?;
+    file.items.push(documented_success(&spec)?);
     Ok(prettyplease::unparse(&file))
+}
+
+/// What progenitor 0.15.1 has no setting for: how a response body is decoded. Its
+/// `ResponseValue::from_response` keeps the whole body in `InvalidResponsePayload`, whose
+/// `Display` prints it. Every call is pointed at `crate::hooks::decode_response`, which has the
+/// same signature and keeps a bounded snippet instead. The swap is checked: if progenitor stops
+/// emitting the call, generation fails rather than silently decoding another way.
+fn decode_through_hooks(
+    tokens: proc_macro2::TokenStream,
+) -> Result<proc_macro2::TokenStream, CodegenError> {
+    const FROM: &str = "ResponseValue :: from_response";
+    const TO: &str = "crate :: hooks :: decode_response";
+    let text = tokens.to_string();
+    if !text.contains(FROM) {
+        return Err(CodegenError::Progenitor(format!(
+            "the generated code no longer calls `{FROM}`; update `decode_through_hooks` in codegen/mod.rs"
+        )));
+    }
+    text.replace(FROM, TO)
+        .parse()
+        .map_err(|e: proc_macro2::LexError| CodegenError::Progenitor(e.to_string()))
+}
+
+/// `DOCUMENTED_SUCCESS`: each operation's documented success status and whether it has a body,
+/// from the spec, for the hooks' rule that any `2xx` is a success (src/hooks.rs).
+fn documented_success(spec: &OpenAPI) -> Result<syn::Item, CodegenError> {
+    let mut rows = Vec::new();
+    for (_, _, op) in spec.operations() {
+        let Some(id) = op.operation_id.as_deref() else {
+            continue;
+        };
+        let success = op
+            .responses
+            .responses
+            .iter()
+            .find_map(|(code, response)| match code {
+                StatusCode::Code(c) if (200..300).contains(c) => Some((*c, response)),
+                _ => None,
+            });
+        let Some((status, response)) = success else {
+            continue;
+        };
+        let has_body = response_body(spec, response).is_some();
+        rows.push(quote::quote! { (#id, #status, #has_body) });
+    }
+    syn::parse2(quote::quote! {
+        /// Each operation's documented success: its id, its status, and whether it has a body.
+        /// Generated from the spec by `codegen/mod.rs`; read by the hooks, which take any `2xx`
+        /// as this success.
+        pub(crate) const DOCUMENTED_SUCCESS: &[(&str, u16, bool)] = &[#(#rows),*];
+    })
+    .map_err(|e| CodegenError::Progenitor(e.to_string()))
 }
 
 /// Generates both reviewed outputs from the spec at `spec_path`: `(api_surface, code)`.

@@ -94,6 +94,8 @@ pub struct Comm100Builder {
     login_timeout: Option<Duration>,
     retry: Option<RetryPolicy>,
     http: Option<reqwest::Client>,
+    operation_timeout: Option<Duration>,
+    max_response_body: Option<usize>,
 }
 
 impl std::fmt::Debug for Comm100Builder {
@@ -113,6 +115,8 @@ impl std::fmt::Debug for Comm100Builder {
             .field("refresh_buffer", &self.refresh_buffer)
             .field("login_timeout", &self.login_timeout)
             .field("retry", &self.retry)
+            .field("operation_timeout", &self.operation_timeout)
+            .field("max_response_body", &self.max_response_body)
             .finish_non_exhaustive()
     }
 }
@@ -186,6 +190,24 @@ impl Comm100Builder {
     /// cool-down, up to 5 min.
     pub fn login_timeout(mut self, timeout: Duration) -> Self {
         self.login_timeout = Some(timeout);
+        self
+    }
+
+    /// The most time one operation may take in all (60 s by default): its attempts, the waits
+    /// between them, the login it may wait for, and reading the body. A wait that would end past
+    /// it is not waited: the caller gets the last answer at once. When it runs out, the
+    /// operation fails with a `CommunicationError` whose source is [`Error::OperationTimeout`].
+    pub fn operation_timeout(mut self, budget: Duration) -> Self {
+        self.operation_timeout = Some(budget);
+        self
+    }
+
+    /// The largest success body read, in bytes (32 MiB by default, nine times a list of 10,000
+    /// segments). A longer one fails with a `ResponseBodyError` whose source is
+    /// [`Error::BodyTooLarge`], after reading no more than the limit. Error bodies are read up
+    /// to 64 KiB, whatever this says; the rest is dropped with the connection.
+    pub fn max_response_body(mut self, bytes: usize) -> Self {
+        self.max_response_body = Some(bytes);
         self
     }
 
@@ -303,6 +325,11 @@ impl Comm100Builder {
                         retry: RetryPolicy::disabled(),
                         api_origin: None,
                         login_url: None,
+                        // The token cache bounds the login by `login_timeout`, and must be the
+                        // one to report it: this budget only backs it up.
+                        budget: login_timeout.saturating_mul(2),
+                        // A token response is small: anything bigger is not one.
+                        max_body: crate::body::ERROR_BODY_LIMIT,
                     },
                 );
                 login_url = reqwest::Url::parse(&format!(
@@ -337,6 +364,10 @@ impl Comm100Builder {
                 retry,
                 api_origin: Some(endpoints.api_origin()),
                 login_url,
+                budget: self.operation_timeout.unwrap_or(DEFAULT_OPERATION_TIMEOUT),
+                max_body: self
+                    .max_response_body
+                    .unwrap_or(crate::body::DEFAULT_MAX_RESPONSE_BODY),
             },
         );
         Ok(Comm100 {
@@ -349,6 +380,9 @@ impl Comm100Builder {
 
 /// The connect and request timeouts of the default HTTP client, as progenitor's default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The time budget of one operation: three 15 s attempts would not fit, so a server that
+/// answers nothing costs a caller a minute at most.
+const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The redirect policy of the default HTTP client: at most 5 redirects, all within the origin
 /// of the first request, so that a redirect can never carry a request (or a login's password)

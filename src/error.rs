@@ -87,6 +87,19 @@ pub enum Error {
     /// A user-supplied token source failed.
     #[error("the token source failed: {0}")]
     TokenSource(String),
+    /// An operation did not finish within its time budget (see
+    /// [`Comm100Builder::operation_timeout`](crate::Comm100Builder::operation_timeout)), its
+    /// attempts, waits and login included.
+    #[error("the operation did not finish within its time budget of {0:?}")]
+    OperationTimeout(Duration),
+    /// A success body was longer than the limit (see
+    /// [`Comm100Builder::max_response_body`](crate::Comm100Builder::max_response_body)); nothing
+    /// past the limit was read.
+    #[error("the response body is larger than the limit of {limit} bytes (raise it with Comm100Builder::max_response_body)")]
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The request could not be sent or its response could not be read. Shared, because every
     /// caller waiting on one login gets its error.
     #[error("HTTP transport error: {0}")]
@@ -103,9 +116,22 @@ impl Error {
             Error::LoginTimeout(_)
             | Error::BadToken(_)
             | Error::TokenSource(_)
-            | Error::Transport(_) => true,
+            | Error::Transport(_)
+            | Error::OperationTimeout(_) => true,
             _ => false,
         }
+    }
+
+    /// Whether this is a failure to log in.
+    pub(crate) fn is_login(&self) -> bool {
+        matches!(
+            self,
+            Error::Login { .. }
+                | Error::LoginTimeout(_)
+                | Error::BadToken(_)
+                | Error::TokenSource(_)
+                | Error::Transport(_)
+        )
     }
 
     /// The wait the token host asked for with `Retry-After`, if it did.
@@ -194,8 +220,11 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
     }
 
     fn message(&self) -> String {
-        if let Some(login) = self.login_error() {
-            return format!("could not log in: {login}");
+        if let Some(error) = wrapper_error(self) {
+            return match error.is_login() {
+                true => format!("could not log in: {error}"),
+                false => error.to_string(),
+            };
         }
         match self {
             progenitor_client::Error::ErrorResponse(rv) => rv.message.clone().unwrap_or_default(),
@@ -256,18 +285,27 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
     }
 
     fn login_error(&self) -> Option<&Error> {
-        let progenitor_client::Error::CommunicationError(e) = self else {
-            return None;
-        };
-        let mut source = std::error::Error::source(e);
-        while let Some(cause) = source {
-            if let Some(login) = cause.downcast_ref::<Error>() {
-                return Some(login);
-            }
-            source = cause.source();
-        }
-        None
+        wrapper_error(self).filter(|e| e.is_login())
     }
+}
+
+/// The wrapper's own error behind an operation's error that got no (whole) answer: a login that
+/// failed, an exhausted time budget, a body over the limit. The hooks put it in the source chain
+/// of the `reqwest::Error`, the only error they can return.
+fn wrapper_error(error: &progenitor_client::Error<types::Error>) -> Option<&Error> {
+    let (progenitor_client::Error::CommunicationError(e)
+    | progenitor_client::Error::ResponseBodyError(e)) = error
+    else {
+        return None;
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(ours) = cause.downcast_ref::<Error>() {
+            return Some(ours);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// The operation id a failed login is reported under.

@@ -1,19 +1,28 @@
-//! The hooks progenitor calls around every generated operation: bearer auth, retries, a
-//! tracing span per attempt, and error bodies normalised so that none hides its status.
+//! The hooks progenitor calls around every generated operation: bearer auth, retries within a
+//! time budget, a tracing span per attempt, bounded bodies, any `2xx` taken as the documented
+//! success, and error bodies normalised so that none hides its status.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Request, Response, StatusCode, Url};
 use tracing::Instrument;
 
 use crate::auth::TokenCache;
+use crate::body::{self, error_response, normalize_error, ReadError};
 use crate::domain::same_origin;
-use crate::error::{Error, LOGIN_OPERATION, OPERATION_HEADER};
+use crate::error::{Error, LOGIN_OPERATION};
 use crate::generated::Client;
 use crate::retry::{self, RetryPolicy};
+
+// The generated code decodes through this (see `codegen/mod.rs`).
+pub(crate) use crate::body::decode_response;
+
+/// The header that carries the status the server sent when the hooks took another `2xx` as an
+/// operation's documented success.
+pub const ORIGINAL_STATUS_HEADER: &str = "comm100-original-status";
 
 /// What the generated [`Client`] carries for these hooks. Built by [`crate::Comm100Builder`];
 /// a generated client made without one has no auth.
@@ -25,6 +34,10 @@ pub struct Inner {
     pub(crate) api_origin: Option<Url>,
     /// The token operation's URL, named by the error of a login that got no answer.
     pub(crate) login_url: Option<Url>,
+    /// The most time one operation may take, its attempts, waits and login included.
+    pub(crate) budget: Duration,
+    /// The largest success body read.
+    pub(crate) max_body: usize,
 }
 
 impl std::fmt::Debug for Inner {
@@ -34,6 +47,8 @@ impl std::fmt::Debug for Inner {
             .field("retry", &self.retry)
             .field("api_origin", &self.api_origin.as_ref().map(Url::as_str))
             .field("login_url", &self.login_url.as_ref().map(Url::as_str))
+            .field("budget", &self.budget)
+            .field("max_body", &self.max_body)
             .finish()
     }
 }
@@ -48,7 +63,24 @@ impl ClientHooks<Inner> for Client {
     }
 
     async fn exec(&self, request: Request, info: &OperationInfo) -> reqwest::Result<Response> {
-        execute(self.client(), self.inner(), request, info.operation_id).await
+        let inner = self.inner();
+        let now = tokio::time::Instant::now();
+        // A budget too large to add is no budget: a century stands in for it.
+        let deadline = now
+            .checked_add(inner.budget)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        let call = execute(self.client(), inner, request, info.operation_id, deadline);
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    operation_id = info.operation_id,
+                    budget_ms = inner.budget.as_millis() as u64,
+                    "the operation ran out of its time budget"
+                );
+                Err(body::reqwest_error(Error::OperationTimeout(inner.budget), None).await)
+            }
+        }
     }
 }
 
@@ -84,6 +116,7 @@ async fn execute(
     inner: &Inner,
     request: Request,
     operation_id: &'static str,
+    deadline: tokio::time::Instant,
 ) -> reqwest::Result<Response> {
     let method = request.method().clone();
     let path = request.url().path().to_string();
@@ -95,6 +128,12 @@ async fn execute(
             .is_some_and(|o| same_origin(o, request.url()))
     });
     let policy = &inner.retry;
+    // A wait that would end past the deadline is not waited: the caller gets the answer now.
+    let fits = |delay: Duration| {
+        tokio::time::Instant::now()
+            .checked_add(delay)
+            .is_some_and(|end| end < deadline)
+    };
     let mut refreshed_after_401 = false;
     // Counts attempts that use up the policy; the one re-send after a 401 does not.
     let mut attempt = 0u32;
@@ -142,7 +181,7 @@ async fn execute(
             }
         }
 
-        match result {
+        let error = match result {
             // The token was refused: unless the cache says a new token would not help (see
             // `TokenCache::refused`), try this request once more with a new one. The server
             // refused before acting, so this is safe for a POST too.
@@ -155,35 +194,112 @@ async fn execute(
                 refreshed_after_401 = true;
                 attempt -= 1;
                 span.in_scope(|| tracing::info!("token refused; retrying once with a new token"));
+                continue;
             }
+            // A 429 is a refusal before acting, so it is retried for a POST too; the other
+            // statuses only for methods that may be sent twice.
             Ok(response)
                 if can_retry
-                    && retry::is_idempotent(&method)
-                    && retry::is_retryable_status(response.status()) =>
+                    && retry::is_retryable_status(response.status())
+                    && (retry::is_idempotent(&method)
+                        || response.status() == StatusCode::TOO_MANY_REQUESTS) =>
             {
                 let retry_after = response
                     .headers()
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(retry::parse_retry_after);
-                let delay = policy.delay(attempt, retry_after);
-                span.in_scope(|| {
-                    tracing::info!(
-                        delay_ms = delay.as_millis() as u64,
-                        "retryable status; retrying"
-                    )
-                });
-                tokio::time::sleep(delay).await;
+                match policy.delay(attempt, retry_after).filter(|d| fits(*d)) {
+                    Some(delay) => {
+                        span.in_scope(|| {
+                            tracing::info!(
+                                delay_ms = delay.as_millis() as u64,
+                                "retryable status; retrying"
+                            )
+                        });
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    // Asked to wait longer than the cap or the budget allows: the caller gets
+                    // the response, with its `Retry-After`, at once.
+                    None => {
+                        span.in_scope(|| {
+                            tracing::info!("retryable status, but the wait is too long; giving up")
+                        });
+                        return Ok(normalize_error(response, operation_id).await);
+                    }
+                }
             }
-            Ok(response) => return Ok(normalize_error(response, operation_id).await),
-            Err(e) if can_retry && (retry::is_idempotent(&method) || retry::never_sent(&e)) => {
-                let delay = policy.delay(attempt, None);
-                span.in_scope(|| tracing::info!(error = %e, delay_ms = delay.as_millis() as u64, "transport error; retrying"));
-                tokio::time::sleep(delay).await;
+            Ok(response) if response.status().as_u16() >= 400 => {
+                return Ok(normalize_error(response, operation_id).await)
             }
-            Err(e) => return Err(e),
+            Ok(response) => match read_success(response, inner.max_body, operation_id).await {
+                Ok(response) => return Ok(response),
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        if can_retry && (retry::is_idempotent(&method) || retry::never_sent(&error)) {
+            let delay = policy.delay(attempt, None).unwrap_or_default();
+            if fits(delay) {
+                span.in_scope(|| tracing::info!(error = %error, delay_ms = delay.as_millis() as u64, "transport error; retrying"));
+                tokio::time::sleep(delay).await;
+                continue;
+            }
         }
+        return Err(error);
     }
+}
+
+/// Reads a success body (at most `max_body` bytes) so that the attempt, and its budget, include
+/// it, and takes any `2xx` as the operation's documented success.
+///
+/// The documented status replaces another `2xx` (`200` for a `201`, `200` with a body for a
+/// `204`), and the status the server sent goes into the [`ORIGINAL_STATUS_HEADER`] header; a
+/// success documented without a body gets an empty one. A body over the limit, or one whose
+/// connection fails past the limit, becomes a body that fails when progenitor reads it, with
+/// [`Error::BodyTooLarge`] as its source. A transport failure while reading is returned for the
+/// retry loop.
+async fn read_success(
+    mut response: Response,
+    max_body: usize,
+    operation_id: &'static str,
+) -> Result<Response, reqwest::Error> {
+    if !response.status().is_success() {
+        return Ok(response);
+    }
+    let documented = crate::generated::DOCUMENTED_SUCCESS
+        .iter()
+        .find(|(id, _, _)| *id == operation_id)
+        .map(|&(_, status, has_body)| (status, has_body));
+    let sent = response.status();
+    let status = documented
+        .and_then(|(status, _)| StatusCode::from_u16(status).ok())
+        .unwrap_or(sent);
+    let wants_body = documented.is_none_or(|(_, has_body)| has_body);
+    let body = if wants_body {
+        match body::read_capped(&mut response, max_body, false).await {
+            Ok((bytes, _)) => reqwest::Body::from(bytes),
+            Err(ReadError::TooLarge) => {
+                return Ok(body::with_failing_body(
+                    &response,
+                    Error::BodyTooLarge { limit: max_body },
+                ))
+            }
+            Err(ReadError::Transport(e)) => return Err(e),
+        }
+    } else {
+        // Nothing is documented, so nothing is read: the connection drops what was sent.
+        reqwest::Body::from(bytes::Bytes::new())
+    };
+    let mut rebuilt = body::with_body(status, &response, body);
+    if status != sent {
+        rebuilt.headers_mut().insert(
+            HeaderName::from_static(ORIGINAL_STATUS_HEADER),
+            HeaderValue::from(sent.as_u16()),
+        );
+    }
+    Ok(rebuilt)
 }
 
 /// A failed login, as the operation's result.
@@ -215,140 +331,6 @@ async fn login_failure(error: Error, login_url: Option<&Url>) -> reqwest::Result
                 LOGIN_OPERATION,
             ))
         }
-        other => {
-            let body = reqwest::Body::wrap(FailingBody(Some(other)));
-            let read = Response::from(http::Response::new(body)).bytes().await;
-            // A failing body always fails; were it ever read, the empty 503 stands in.
-            let error = match read {
-                Err(e) => e,
-                Ok(_) => {
-                    return Ok(Response::from(
-                        http::Response::builder()
-                            .status(503)
-                            .body(String::new())
-                            .unwrap_or_default(),
-                    ))
-                }
-            };
-            Err(match login_url {
-                Some(url) => error.with_url(url.clone()),
-                None => error.without_url(),
-            })
-        }
-    }
-}
-
-/// A body whose first frame is the login's error.
-struct FailingBody(Option<Error>);
-
-impl http_body::Body for FailingBody {
-    type Data = bytes::Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::task::Poll::Ready(self.0.take().map(Err))
-    }
-}
-
-/// Rewrites an error response's body as strict `{code, message}` JSON and names the operation,
-/// so that progenitor always decodes it into `Error::ErrorResponse` with the status intact.
-async fn normalize_error(response: Response, operation_id: &'static str) -> Response {
-    if response.status().as_u16() < 400 {
-        return response;
-    }
-    let status = response.status();
-    let headers = response.headers().clone();
-    let (code, message) = match response.bytes().await {
-        Ok(body) => parse_error_body(&body),
-        Err(e) => (None, format!("the error body could not be read: {e}")),
-    };
-    error_response(status, headers, code, message, operation_id)
-}
-
-fn error_response(
-    status: StatusCode,
-    mut headers: http::HeaderMap,
-    code: Option<i64>,
-    message: String,
-    operation_id: &'static str,
-) -> Response {
-    let body = serde_json::json!({ "code": code, "message": message }).to_string();
-    headers.remove(CONTENT_LENGTH);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(OPERATION_HEADER, HeaderValue::from_static(operation_id));
-    let mut response = http::Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    Response::from(response)
-}
-
-/// Reads `{code, message}` from strict JSON, then from the relaxed form Comm100's documents show
-/// (`{ code: 400000, message: "…" }`); otherwise keeps a short snippet of the text.
-pub(crate) fn parse_error_body(body: &[u8]) -> (Option<i64>, String) {
-    let parsed = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .or_else(|| json5::from_str::<serde_json::Value>(std::str::from_utf8(body).ok()?).ok())
-        .filter(|v| v.is_object());
-    if let Some(value) = parsed {
-        let code = value
-            .get("code")
-            .and_then(|c| c.as_i64().or_else(|| c.as_str()?.trim().parse().ok()));
-        let message = value
-            .get("message")
-            .and_then(|m| m.as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| snippet(body));
-        return (code, message);
-    }
-    (None, snippet(body))
-}
-
-/// At most 200 characters of a body, white space folded, or a note that it was empty.
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if folded.is_empty() {
-        return "(empty error body)".into();
-    }
-    let mut cut: String = folded.chars().take(200).collect();
-    if cut.len() < folded.len() {
-        cut.push('…');
-    }
-    format!("non-JSON error body: {cut}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_error_body;
-
-    #[test]
-    fn error_bodies_in_every_shape_keep_what_they_say() {
-        assert_eq!(
-            parse_error_body(br#"{"code":400000,"message":"bad"}"#),
-            (Some(400000), "bad".into())
-        );
-        assert_eq!(
-            parse_error_body(br#"{ code: 400000, message: "Parameter 'timeFrom' is required." }"#),
-            (Some(400000), "Parameter 'timeFrom' is required.".into())
-        );
-        assert_eq!(
-            parse_error_body(br#"{"code":"403001","message":"no"}"#),
-            (Some(403001), "no".into())
-        );
-        assert_eq!(parse_error_body(b""), (None, "(empty error body)".into()));
-        let (code, message) =
-            parse_error_body(b"<html><body><h1>502 Bad Gateway</h1></body></html>");
-        assert_eq!(code, None);
-        assert_eq!(
-            message,
-            "non-JSON error body: <html><body><h1>502 Bad Gateway</h1></body></html>"
-        );
-        let (_, long) = parse_error_body("x".repeat(5000).as_bytes());
-        assert!(long.chars().count() < 230, "{}", long.len());
-        assert_eq!(parse_error_body(&[0xff, 0xfe, 0x00]).0, None);
-        assert_eq!(parse_error_body(b"[1,2]").0, None);
+        other => Err(body::reqwest_error(other, login_url).await),
     }
 }

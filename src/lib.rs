@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod body;
 mod client;
 mod domain;
 mod error;
@@ -42,7 +43,7 @@ pub use auth::{SensitiveString, Token, TokenFuture, TokenSource};
 pub use client::{same_origin_redirects, Comm100, Comm100Builder};
 pub use domain::{Endpoints, HttpPolicy};
 pub use error::{ApiErrorExt, Error};
-pub use hooks::Inner;
+pub use hooks::{Inner, ORIGINAL_STATUS_HEADER};
 pub use retry::RetryPolicy;
 
 /// The traits that put the operations and the error accessors in scope:

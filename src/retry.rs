@@ -7,8 +7,10 @@ use reqwest::{Method, StatusCode};
 /// The retry policy: exponential backoff with full jitter, honouring `Retry-After` up to a cap.
 ///
 /// GET, PUT and DELETE are retried on connection errors and on 408, 429, 500, 502, 503 and 504.
-/// POST is retried only when the request certainly never reached the server (the connection
-/// could not be made), so a create is never sent twice.
+/// POST is retried on `429`, which the server sends before acting, and when the request
+/// certainly never reached the server (the connection could not be made); after any other
+/// failure a create may have happened, so it is never sent twice. Every wait fits in the
+/// operation's time budget, or is not waited.
 ///
 /// ```
 /// use std::time::Duration;
@@ -62,23 +64,26 @@ impl RetryPolicy {
         self
     }
 
-    /// The longest `Retry-After` that is honoured (30 s by default); a longer one is cut to it.
+    /// The longest `Retry-After` that is waited (30 s by default). A response that asks for a
+    /// longer wait is not retried: it goes back to the caller at once, and
+    /// [`ApiErrorExt::retry_after`](crate::ApiErrorExt::retry_after) gives the wait it asked for.
     pub fn max_retry_after(mut self, cap: Duration) -> Self {
         self.max_retry_after = cap;
         self
     }
 
     /// The wait before retry number `retry` (1 for the first retry): the server's `Retry-After`
-    /// when it sent one, capped; otherwise a uniformly random time up to the backoff ceiling.
-    pub(crate) fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+    /// when it sent one, or `None` (no retry) when that is longer than the cap; otherwise a
+    /// uniformly random time up to the backoff ceiling.
+    pub(crate) fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Option<Duration> {
         if let Some(wait) = retry_after {
-            return wait.min(self.max_retry_after);
+            return (wait <= self.max_retry_after).then_some(wait);
         }
         let ceiling = self
             .initial_backoff
             .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
             .min(self.max_backoff);
-        ceiling.mul_f64(fastrand::f64())
+        Some(ceiling.mul_f64(fastrand::f64()))
     }
 }
 
@@ -139,15 +144,16 @@ mod tests {
             .initial_backoff(Duration::from_millis(100))
             .max_backoff(Duration::from_millis(350));
         for _ in 0..200 {
-            assert!(p.delay(1, None) <= Duration::from_millis(100));
-            assert!(p.delay(2, None) <= Duration::from_millis(200));
-            assert!(p.delay(5, None) <= Duration::from_millis(350));
+            assert!(p.delay(1, None).unwrap() <= Duration::from_millis(100));
+            assert!(p.delay(2, None).unwrap() <= Duration::from_millis(200));
+            assert!(p.delay(5, None).unwrap() <= Duration::from_millis(350));
         }
         let spread: std::collections::HashSet<_> = (0..50).map(|_| p.delay(3, None)).collect();
         assert!(spread.len() > 10, "delays are random, not fixed");
+        assert_eq!(p.delay(1, Some(Duration::from_secs(3600))), None);
         assert_eq!(
-            p.delay(1, Some(Duration::from_secs(3600))),
-            Duration::from_secs(30)
+            p.delay(1, Some(Duration::from_secs(30))),
+            Some(Duration::from_secs(30))
         );
     }
 }

@@ -1,0 +1,290 @@
+//! Response bodies, read within bounds: success bodies up to a configurable limit, error bodies
+//! up to [`ERROR_BODY_LIMIT`], and decoding that never keeps a whole body in an error.
+//!
+//! A server can send anything: a 256 MiB HTML error page, a body that never ends. Nothing here
+//! buffers past its limit; what is over it is dropped with the connection.
+
+use bytes::{Bytes, BytesMut};
+use progenitor_client::ResponseValue;
+use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::{Response, StatusCode, Url};
+
+use crate::error::{Error, OPERATION_HEADER};
+
+/// The default limit of a success body: 32 MiB, nine times a list of 10,000 segments (3.65 MB).
+pub(crate) const DEFAULT_MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
+/// How much of an error body is read; the rest is dropped with the connection.
+pub(crate) const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// The relaxed-JSON reader runs only on error bodies up to this size.
+const RELAXED_JSON_LIMIT: usize = 4 * 1024;
+/// The most characters of a server's error message that are kept.
+pub(crate) const MESSAGE_CHARS: usize = 500;
+/// The most bytes of an undecodable success body kept in `InvalidResponsePayload`.
+const PAYLOAD_SNIPPET: usize = 1024;
+
+/// Why a body could not be read whole.
+pub(crate) enum ReadError {
+    /// It is longer than the limit; nothing past the limit was read.
+    TooLarge,
+    /// The connection failed while reading it.
+    Transport(reqwest::Error),
+}
+
+/// Reads a body up to `limit` bytes. A `Content-Length` over the limit fails before reading.
+/// Returns the bytes and whether the body was cut at the limit (only when `cut_at_limit`;
+/// otherwise a longer body is [`ReadError::TooLarge`]).
+pub(crate) async fn read_capped(
+    response: &mut Response,
+    limit: usize,
+    cut_at_limit: bool,
+) -> Result<(Bytes, bool), ReadError> {
+    let declared = response.content_length();
+    if !cut_at_limit && declared.is_some_and(|n| n > limit as u64) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut buffer = BytesMut::with_capacity(declared.map_or(0, |n| n.min(limit as u64) as usize));
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+        let room = limit - buffer.len();
+        if chunk.len() > room {
+            if !cut_at_limit {
+                return Err(ReadError::TooLarge);
+            }
+            buffer.extend_from_slice(&chunk[..room]);
+            return Ok((buffer.freeze(), true));
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok((buffer.freeze(), false))
+}
+
+/// A response with the parts of `response` and `body` as its (already read) body.
+pub(crate) fn with_body(status: StatusCode, response: &Response, body: reqwest::Body) -> Response {
+    use reqwest::ResponseBuilderExt as _;
+    let mut rebuilt = http::Response::builder()
+        .status(status)
+        .url(response.url().clone())
+        .body(body)
+        .unwrap_or_default();
+    *rebuilt.headers_mut() = response.headers().clone();
+    Response::from(rebuilt)
+}
+
+/// A response whose body fails, when read, with `error`: progenitor then reports a
+/// `ResponseBodyError` whose source is `error`.
+pub(crate) fn with_failing_body(response: &Response, error: Error) -> Response {
+    with_body(
+        response.status(),
+        response,
+        reqwest::Body::wrap(FailingBody(Some(error))),
+    )
+}
+
+/// A `reqwest::Error` whose source is `error`, naming `url` when given.
+///
+/// Hooks that must fail a request that got no answer can only return a `reqwest::Error`, and
+/// reqwest makes those only itself: this one is the error of reading a body that fails at once.
+pub(crate) async fn reqwest_error(error: Error, url: Option<&Url>) -> reqwest::Error {
+    let body = reqwest::Body::wrap(FailingBody(Some(error)));
+    let failed = match Response::from(http::Response::new(body)).bytes().await {
+        Err(e) => e,
+        Ok(_) => unreachable!("a body whose first frame is an error cannot be read"),
+    };
+    match url {
+        Some(url) => failed.with_url(url.clone()),
+        None => failed.without_url(),
+    }
+}
+
+/// A body whose first frame is an error.
+struct FailingBody(Option<Error>);
+
+impl http_body::Body for FailingBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(Err))
+    }
+}
+
+/// Decodes a JSON body as progenitor's `ResponseValue::from_response` does, but an undecodable
+/// body is kept as a snippet of at most 1 KiB, so that no error's `Display` prints a whole body.
+/// The generated code calls this instead of progenitor's (see `codegen/mod.rs`).
+pub(crate) async fn decode_response<T: serde::de::DeserializeOwned, E>(
+    response: Response,
+) -> Result<ResponseValue<T>, progenitor_client::Error<E>> {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let full = response
+        .bytes()
+        .await
+        .map_err(progenitor_client::Error::ResponseBodyError)?;
+    match serde_json::from_slice(&full) {
+        Ok(inner) => Ok(ResponseValue::new(inner, status, headers)),
+        Err(e) => Err(progenitor_client::Error::InvalidResponsePayload(
+            full.slice(..full.len().min(PAYLOAD_SNIPPET)),
+            e,
+        )),
+    }
+}
+
+/// Rewrites an error response's body as strict `{code, message}` JSON and names the operation,
+/// so that progenitor always decodes it into `Error::ErrorResponse` with the status intact. At
+/// most [`ERROR_BODY_LIMIT`] of the body is read.
+pub(crate) async fn normalize_error(
+    mut response: Response,
+    operation_id: &'static str,
+) -> Response {
+    let status = response.status();
+    let (code, message) = match read_capped(&mut response, ERROR_BODY_LIMIT, true).await {
+        Ok((body, cut)) => parse_error_body(&body, cut),
+        Err(ReadError::Transport(e)) => (None, format!("the error body could not be read: {e}")),
+        Err(ReadError::TooLarge) => (None, "(error body too large)".into()),
+    };
+    let headers = std::mem::take(response.headers_mut());
+    error_response(status, headers, code, message, operation_id)
+}
+
+pub(crate) fn error_response(
+    status: StatusCode,
+    mut headers: http::HeaderMap,
+    code: Option<i64>,
+    message: String,
+    operation_id: &'static str,
+) -> Response {
+    let body = serde_json::json!({ "code": code, "message": message }).to_string();
+    headers.remove(CONTENT_LENGTH);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(OPERATION_HEADER, HeaderValue::from_static(operation_id));
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Response::from(response)
+}
+
+/// Reads `{code, message}` from strict JSON, then, for small bodies, from the relaxed form
+/// Comm100's documents show (`{ code: 400000, message: "…" }`); otherwise keeps a short snippet
+/// of the text. `cut`: the body is the first part of a longer one. The message is cut to
+/// [`MESSAGE_CHARS`] characters, with control characters replaced by spaces.
+pub(crate) fn parse_error_body(body: &[u8], cut: bool) -> (Option<i64>, String) {
+    let parsed = (!cut)
+        .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
+        .flatten()
+        .or_else(|| {
+            let small = !cut && body.len() <= RELAXED_JSON_LIMIT;
+            small
+                .then(|| json5::from_str::<serde_json::Value>(std::str::from_utf8(body).ok()?).ok())
+                .flatten()
+        })
+        .filter(|v| v.is_object());
+    if let Some(value) = parsed {
+        let code = value
+            .get("code")
+            .and_then(|c| c.as_i64().or_else(|| c.as_str()?.trim().parse().ok()));
+        let message = value
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(clean_message)
+            .unwrap_or_else(|| snippet(body, false));
+        return (code, message);
+    }
+    (None, snippet(body, cut))
+}
+
+/// At most [`MESSAGE_CHARS`] characters, each control character replaced by a space.
+fn clean_message(message: &str) -> String {
+    let mut out: String = message
+        .chars()
+        .take(MESSAGE_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if message.chars().nth(MESSAGE_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// At most 200 characters of the start of a body, white space folded, or a note that it was
+/// empty. Only the first 4 KiB are looked at.
+fn snippet(body: &[u8], cut: bool) -> String {
+    let head = &body[..body.len().min(4 * 1024)];
+    let text = String::from_utf8_lossy(head);
+    let mut words = text.split_whitespace();
+    let mut folded = String::new();
+    let mut longer = cut || head.len() < body.len();
+    for word in words.by_ref() {
+        if !folded.is_empty() {
+            folded.push(' ');
+        }
+        folded.push_str(word);
+        if folded.chars().count() > 200 {
+            longer = true;
+            break;
+        }
+    }
+    if folded.is_empty() {
+        return "(empty error body)".into();
+    }
+    let mut cut_text: String = folded
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if longer || cut_text.len() < folded.len() {
+        cut_text.push('…');
+    }
+    format!("non-JSON error body: {cut_text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_error_body;
+
+    #[test]
+    fn error_bodies_in_every_shape_keep_what_they_say() {
+        let parse = |b: &[u8]| parse_error_body(b, false);
+        assert_eq!(
+            parse(br#"{"code":400000,"message":"bad"}"#),
+            (Some(400000), "bad".into())
+        );
+        assert_eq!(
+            parse(br#"{ code: 400000, message: "Parameter 'timeFrom' is required." }"#),
+            (Some(400000), "Parameter 'timeFrom' is required.".into())
+        );
+        assert_eq!(
+            parse(br#"{"code":"403001","message":"no"}"#),
+            (Some(403001), "no".into())
+        );
+        assert_eq!(parse(b""), (None, "(empty error body)".into()));
+        let (code, message) = parse(b"<html><body><h1>502 Bad Gateway</h1></body></html>");
+        assert_eq!(code, None);
+        assert_eq!(
+            message,
+            "non-JSON error body: <html><body><h1>502 Bad Gateway</h1></body></html>"
+        );
+        let (_, long) = parse("x".repeat(5000).as_bytes());
+        assert!(long.chars().count() < 230, "{}", long.len());
+        assert_eq!(parse(&[0xff, 0xfe, 0x00]).0, None);
+        assert_eq!(parse(b"[1,2]").0, None);
+    }
+
+    #[test]
+    fn messages_are_cut_and_stripped_of_control_characters() {
+        let long = format!(r#"{{"code":1,"message":"{}"}}"#, "é".repeat(10_000));
+        let (_, message) = parse_error_body(long.as_bytes(), false);
+        assert_eq!(message.chars().count(), super::MESSAGE_CHARS + 1);
+        let (_, message) =
+            parse_error_body(br#"{"code":1,"message":"a\u0000b\nc\u001b[31md"}"#, false);
+        assert_eq!(message, "a b c [31md");
+        // A body cut at the limit is never parsed as JSON, relaxed or strict, and says so.
+        let (code, message) = parse_error_body(br#"{"code":1,"message":"x"}"#, true);
+        assert_eq!(code, None);
+        assert!(message.ends_with('…'), "{message}");
+        // The relaxed reader is for small bodies only.
+        let big = format!("{{ code: 1, message: \"{}\" }}", "y".repeat(8 * 1024));
+        assert_eq!(parse_error_body(big.as_bytes(), false).0, None);
+    }
+}
