@@ -79,14 +79,24 @@ struct FaultsBody {
     route: Option<Route>,
 }
 
+/// A `400` for a fault the admin route refuses: a `Retry-After` that is not a valid header
+/// value, or another success whose status is not a `2xx`.
+fn bad_fault(fault: &Fault) -> Option<Response<Body>> {
+    match fault {
+        Fault::RateLimited { retry_after } => bad_retry_after(retry_after),
+        Fault::AltSuccess { status, .. } if !(200..=299).contains(status) => Some(bad(format!(
+            "The field 'status' of 'alt_success' must be from 200 to 299: {status}."
+        ))),
+        _ => None,
+    }
+}
+
 async fn faults(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body> {
     let b: FaultsBody = match body(&bytes) {
         Ok(b) => b,
         Err(m) => return bad(m),
     };
-    if let Fault::RateLimited { retry_after } = &b.fault
-        && let Some(response) = bad_retry_after(retry_after)
-    {
+    if let Some(response) = bad_fault(&b.fault) {
         return response;
     }
     if b.n > 0 {

@@ -44,11 +44,15 @@
 //!
 //! A [`Fault`] is written in JSON as `{"status": 503}`, `{"rate_limited": {"retry_after": "1"}}`,
 //! `"drop_before_handling"`, `"drop_after_handling"`,
-//! `{"odd_body": {"status": 400, "body": "relaxed"}}` (or `"html"`, `"empty"`) or
-//! `{"latency": 250}` (milliseconds). A [`Route`] is one of `"token"`, `"list"`, `"get"`,
-//! `"create"`, `"update"`, `"delete"`. A [`TokenHost`] is `"normal"`, `{"slow": 250}`
-//! (milliseconds), `{"refusing": {"status": 503, "message": "..", "retry_after": "7"}}`
-//! (`retry_after` optional) or `"silent"`.
+//! `{"odd_body": {"status": 400, "body": "relaxed"}}` (or `"html"`, `"empty"`),
+//! `{"latency": 250}` (milliseconds),
+//! `{"huge_error_body": {"status": 500, "bytes": 268435456}}`, `"endless_body"`, `"hang"` or
+//! `{"alt_success": {"status": 200, "body": "Deleted"}}` (`body` may be `null` or left out; a
+//! `status` outside `200..=299` is refused with `400`). A [`Route`] is one of `"token"`,
+//! `"list"`, `"get"`, `"create"`, `"update"`, `"delete"`. A [`TokenHost`] is `"normal"`,
+//! `{"slow": 250}` (milliseconds),
+//! `{"refusing": {"status": 503, "message": "..", "retry_after": "7"}}` (`retry_after` optional)
+//! or `"silent"`.
 //!
 //! # Hostile modes
 //!
@@ -60,6 +64,10 @@
 //!   tokens it issues, for checking them, and for the `Date` header of every response.
 //! * **A troubled token host** ([`Controls::set_token_host`]): slow, refusing every login, or
 //!   silent (it reads the request and never answers).
+//! * **Transport limits**, as one-off faults: an error page far larger than memory
+//!   ([`Fault::HugeErrorBody`]), a body that never ends ([`Fault::EndlessBody`]), a request
+//!   never answered ([`Fault::Hang`]) and another `2xx` than the documented one
+//!   ([`Fault::AltSuccess`]).
 //! * **Fresh tokens refused** ([`Controls::set_refuse_valid_tokens`]): logins succeed, but the API
 //!   answers `401` ([`REFUSED_TOKEN_MESSAGE`]) to every valid token.
 
@@ -71,6 +79,7 @@ mod jwt;
 mod segments;
 mod server;
 mod state;
+mod stream;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -145,6 +154,49 @@ pub enum Fault {
     },
     /// Delay this one request, then handle it normally. In JSON, the delay is in milliseconds.
     Latency(#[serde(with = "duration_ms")] Duration),
+    /// Answer with this status and an HTML error page (`content-type: text/html`) of exactly
+    /// `bytes` bytes, with its `content-length`; the request is not processed. The page is
+    /// streamed in chunks of about 64 KiB, never held whole, so `bytes` may be far larger than
+    /// memory (e.g. 256 MiB). A status that is not a valid HTTP status is sent as `500`.
+    ///
+    /// In JSON: `{"huge_error_body": {"status": 500, "bytes": 268435456}}`.
+    HugeErrorBody {
+        /// The status of the response.
+        status: u16,
+        /// The exact length of the body.
+        bytes: u64,
+    },
+    /// Process the request normally up to its status and headers (`200` for a list), then send,
+    /// instead of its body, a JSON array that never ends: `[` followed by the same
+    /// segment-like object, each followed by `,`, streamed in chunks, with no
+    /// `content-length`. The body goes on until the client disconnects or the sandbox stops. A
+    /// `204` is sent as `200`.
+    ///
+    /// In JSON: `"endless_body"`.
+    EndlessBody,
+    /// Accept the request, log it on arrival (with status `None`, before any latency set with
+    /// [`Controls::set_latency`]) and never answer: the connection stays open until the client
+    /// gives up or the sandbox stops, as under [`TokenHost::Silent`]. The request is not
+    /// processed.
+    ///
+    /// In JSON: `"hang"`.
+    Hang,
+    /// Process the request normally (a create does create the segment, a delete does delete
+    /// it), then answer a success with this other `2xx` status instead of the documented one
+    /// (e.g. `200` for a create's `201` or a delete's `204`), without a `Location` header. A
+    /// request that fails is answered with its error, unchanged.
+    ///
+    /// In JSON: `{"alt_success": {"status": 200, "body": "Deleted"}}` (`body` may be `null` or
+    /// left out). The admin route refuses a status outside `200..=299` with `400`;
+    /// [`Controls::fail_next`] takes it, and it is sent as `200`.
+    AltSuccess {
+        /// The status of the response; one outside `200..=299` is sent as `200`.
+        status: u16,
+        /// The body that replaces the normal one, sent as `text/plain; charset=utf-8`; `None`
+        /// keeps the normal body (e.g. the created segment's JSON).
+        #[serde(default)]
+        body: Option<String>,
+    },
 }
 
 /// How the token route (both token paths) behaves, until told otherwise; see
@@ -219,7 +271,8 @@ pub struct RequestRecord {
     pub method: String,
     /// The path, without the query.
     pub path: String,
-    /// The status answered; `None` when the connection was dropped without a response.
+    /// The status answered; `None` when the connection was dropped without a response, or
+    /// while a request is held unanswered ([`Fault::Hang`], a slow or silent token host).
     pub status: Option<u16>,
     /// The operation the request was routed to, if it matched one.
     pub route: Option<Route>,
@@ -334,8 +387,9 @@ impl Sandbox {
 
     /// Stops the server and waits until it has stopped: no new connection is accepted, open
     /// connections finish their request in flight and close. A token request held by a
-    /// [`TokenHost::Slow`] or [`TokenHost::Silent`] token host ends at once, without a
-    /// response.
+    /// [`TokenHost::Slow`] or [`TokenHost::Silent`] token host, and a request held by
+    /// [`Fault::Hang`], end at once, without a response; a connection streaming the body of a
+    /// [`Fault::HugeErrorBody`] or a [`Fault::EndlessBody`] closes at once, the body unfinished.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
@@ -366,7 +420,8 @@ impl Controls {
 
     /// Makes the next `n` requests fail with `fault`: on any route when `route` is `None`
     /// (including unknown paths), else on that route only. Faults queue up in the order given;
-    /// admin routes are never faulted.
+    /// admin routes are never faulted. Unlike the admin route, this takes a
+    /// [`Fault::AltSuccess`] whose status is outside `200..=299`; it is sent as `200`.
     pub fn fail_next(&self, n: usize, fault: Fault, route: Option<Route>) {
         if n == 0 {
             return;
@@ -432,8 +487,9 @@ impl Controls {
     /// [`TokenHost::Silent`] it is written (and [`Controls::wait_for_requests`] woken) when the
     /// request arrives, before the wait, with status `None`; a slow answer then sets the
     /// status, a silent host leaves it `None`. A fault queued with [`Controls::fail_next`] is
-    /// applied first, as before: one that answers or drops the request wins over the mode;
-    /// after a [`Fault::Latency`] or with [`Fault::DropAfterHandling`] the mode applies.
+    /// applied first, as before: one that answers, drops or holds the request wins over the
+    /// mode; after a [`Fault::Latency`] or with [`Fault::DropAfterHandling`],
+    /// [`Fault::EndlessBody`] or [`Fault::AltSuccess`] the mode applies.
     pub fn set_token_host(&self, host: TokenHost) {
         self.inner.state().token_host = host;
     }

@@ -2,7 +2,9 @@
 //!
 //! Connections are served by hand (not by `axum::serve`) so that the service can return an
 //! error, which makes hyper close the connection without a response: that is how the two
-//! "drop" faults are made, and how a held token request ends when the sandbox stops.
+//! "drop" faults are made, and how a held request (a silent or slow token host, a hang) ends
+//! when the sandbox stops. Each connection also knows whether a streamed fault body is open on
+//! it, to be dropped rather than drained when the sandbox stops (see [`crate::stream`]).
 //!
 //! Every response gets a `Date` header on the sandbox's clock (the real time plus the clock
 //! offset). Hyper adds its own `Date` only when a response has none, so the sandbox's stays.
@@ -27,6 +29,7 @@ use tower::ServiceExt;
 
 use crate::segments::{self, parse_segment, parse_uuid};
 use crate::state::{Inner, LogSlot};
+use crate::stream::{self, OpenStreams};
 use crate::{
     DAILY_LIMIT_MESSAGE, Fault, OddBody, REFUSED_TOKEN_MESSAGE, RequestRecord, Route, TokenHost,
     jwt,
@@ -99,9 +102,15 @@ pub(crate) async fn serve(
                 let builder = builder.clone();
                 let mut stop = stop.clone();
                 let handler_stop = stop.clone();
+                let streams = OpenStreams::default();
+                let handler_streams = streams.clone();
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
-                        handle(inner.clone(), router.clone(), handler_stop.clone(), req)
+                        let conn = Conn {
+                            stop: handler_stop.clone(),
+                            streams: handler_streams.clone(),
+                        };
+                        handle(inner.clone(), router.clone(), conn, req)
                     });
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(conn);
@@ -111,9 +120,15 @@ pub(crate) async fn serve(
                                 tracing::debug!(%error, "connection ended with an error");
                             }
                         }
+                        // A connection with a streamed fault body open is dropped, not
+                        // drained: the body could go on for ever, and over HTTP/2 a stream the
+                        // client does not read stalls on flow control, where hyper no longer
+                        // polls the body to see the stop.
                         () = stopped(&mut stop) => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
+                            if !streams.any() {
+                                conn.as_mut().graceful_shutdown();
+                                let _ = conn.await;
+                            }
                         }
                     }
                 });
@@ -136,6 +151,30 @@ pub(crate) async fn serve(
 /// Resolves when the stop signal is raised (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// What the requests of one connection share with the connection's task.
+#[derive(Clone)]
+struct Conn {
+    /// The stop signal.
+    stop: watch::Receiver<bool>,
+    /// The streamed fault bodies open on the connection.
+    streams: OpenStreams,
+}
+
+/// Holds a request without an answer: logs it now, on arrival, waits for the stop signal, then
+/// closes the connection without a response. How a silent token host and [`Fault::Hang`] hold
+/// their requests.
+async fn hold(
+    inner: &Inner,
+    record: RequestRecord,
+    stop: &mut watch::Receiver<bool>,
+    why: &str,
+) -> DropConnection {
+    tracing::info!(method = %record.method, path = %record.path, "{why}: holding the request");
+    inner.record(record);
+    stopped(stop).await;
+    DropConnection
 }
 
 /// The JSON error body Comm100 sends: `{"code": status * 1000, "message": ...}`.
@@ -164,7 +203,7 @@ fn status_or_500(status: u16) -> StatusCode {
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-fn reason(status: StatusCode) -> &'static str {
+pub(crate) fn reason(status: StatusCode) -> &'static str {
     status.canonical_reason().unwrap_or("Error")
 }
 
@@ -244,10 +283,10 @@ fn redact_password(body: &mut Value) {
 async fn handle(
     inner: Arc<Inner>,
     router: Router,
-    stop: watch::Receiver<bool>,
+    conn: Conn,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, DropConnection> {
-    let mut response = handle_request(&inner, router, stop, req).await?;
+    let mut response = handle_request(&inner, router, conn, req).await?;
     let date = HeaderValue::from_str(&inner.http_date()).expect("an HTTP date is a header value");
     response.headers_mut().insert(header::DATE, date);
     Ok(response)
@@ -257,9 +296,10 @@ async fn handle(
 async fn handle_request(
     inner: &Inner,
     router: Router,
-    mut stop: watch::Receiver<bool>,
+    conn: Conn,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, DropConnection> {
+    let Conn { mut stop, streams } = conn;
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -309,6 +349,9 @@ async fn handle_request(
         inner.faults_injected.fetch_add(1, Ordering::SeqCst);
     }
     record.fault = fault.clone();
+    if fault == Some(Fault::Hang) {
+        return Err(hold(inner, record, &mut stop, "hang").await);
+    }
     if let Some(latency) = latency {
         tokio::time::sleep(latency).await;
     }
@@ -330,6 +373,12 @@ async fn handle_request(
             Some(response)
         }
         Some(Fault::OddBody { status, body }) => Some(odd_response(*status, *body)),
+        Some(Fault::HugeErrorBody { status, bytes }) => Some(stream::huge_error(
+            status_or_500(*status),
+            *bytes,
+            stop.clone(),
+            &streams,
+        )),
         Some(Fault::DropBeforeHandling) => {
             tracing::info!(method = %record.method, path = %record.path, "dropped before handling");
             inner.record(record);
@@ -339,7 +388,10 @@ async fn handle_request(
             tokio::time::sleep(*delay).await;
             None
         }
-        Some(Fault::DropAfterHandling) | None => None,
+        Some(
+            Fault::DropAfterHandling | Fault::EndlessBody | Fault::AltSuccess { .. } | Fault::Hang,
+        )
+        | None => None,
     };
 
     // The token host mode, where no fault has answered already. A slow or silent host logs the
@@ -362,10 +414,7 @@ async fn handle_request(
                     }
                 }
                 TokenHost::Silent => {
-                    tracing::info!(method = %record.method, path = %record.path, "silent token host: holding the request");
-                    inner.record(record);
-                    stopped(&mut stop).await;
-                    return Err(DropConnection);
+                    return Err(hold(inner, record, &mut stop, "silent token host").await);
                 }
                 TokenHost::Normal => None,
             }
@@ -397,6 +446,12 @@ async fn handle_request(
         }
     };
 
+    let response = match &fault {
+        Some(Fault::EndlessBody) => stream::endless(response, stop, &streams),
+        Some(Fault::AltSuccess { status, body }) => alt_success(response, *status, body.as_deref()),
+        _ => response,
+    };
+
     if fault == Some(Fault::DropAfterHandling) {
         tracing::info!(method = %record.method, path = %record.path, status = response.status().as_u16(), "handled, then dropped");
         log_final(inner, arrival, record);
@@ -417,6 +472,30 @@ fn log_final(inner: &Inner, arrival: Option<LogSlot>, record: RequestRecord) {
             inner.record(record);
         }
     }
+}
+
+/// The answer of a [`Fault::AltSuccess`]: a success gets `status` (`200` when it is not a `2xx`)
+/// and loses its `Location`, and its body is replaced by `body`, as plain text, when given. An
+/// error is left alone.
+fn alt_success(mut response: Response<Body>, status: u16, body: Option<&str>) -> Response<Body> {
+    if !response.status().is_success() {
+        return response;
+    }
+    *response.status_mut() = StatusCode::from_u16(status)
+        .ok()
+        .filter(StatusCode::is_success)
+        .unwrap_or(StatusCode::OK);
+    response.headers_mut().remove(header::LOCATION);
+    if let Some(text) = body {
+        let headers = response.headers_mut();
+        headers.remove(header::CONTENT_LENGTH);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        *response.body_mut() = Body::from(text.to_owned());
+    }
+    response
 }
 
 /// Gives every error response the JSON error schema, e.g. axum's own `405` (keeping its

@@ -133,6 +133,29 @@ async fn rate_limited_carries_retry_after() {
 }
 
 #[tokio::test]
+async fn rate_limited_on_create_refuses_before_creating() {
+    let sb = Sandbox::start().await.unwrap();
+    let controls = sb.controls();
+    let token = token(&sb).await;
+    let fault = Fault::RateLimited {
+        retry_after: "1".to_owned(),
+    };
+    controls.fail_next(1, fault.clone(), Some(Route::Create));
+    let response = create(&sb, &token, &segment("refused")).await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    expect_error(response, 429).await;
+    assert!(
+        controls.segments(DEFAULT_SITE_ID).is_empty(),
+        "a rate-limited create creates nothing"
+    );
+    let last = controls.requests().pop().unwrap();
+    assert_eq!((last.status, last.fault), (Some(429), Some(fault)));
+    // The retry creates the one segment.
+    assert_eq!(create(&sb, &token, &segment("refused")).await.status(), 201);
+    assert_eq!(controls.segments(DEFAULT_SITE_ID).len(), 1);
+}
+
+#[tokio::test]
 async fn odd_bodies_come_in_each_shape() {
     let sb = Sandbox::start().await.unwrap();
     let controls = sb.controls();

@@ -105,11 +105,7 @@ async fn login_in_flight(
     url: String,
     controls: &Controls,
 ) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
-    let logged = controls.requests().len();
-    let login =
-        tokio::spawn(async move { client().post(url).json(&default_credentials()).send().await });
-    controls.wait_for_requests(logged + 1).await;
-    login
+    in_flight(client().post(url).json(&default_credentials()), controls).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,19 +359,7 @@ async fn a_held_login_does_not_hold_up_shutdown_or_drop() {
             let controls = sb.controls();
             controls.set_token_host(host.clone());
             let pending = login_in_flight(token_url(&sb), &controls).await;
-            // Well under the 5 s the server gives open connections to finish.
-            let limit = Duration::from_secs(3);
-            let stopping = async {
-                if by_drop {
-                    drop(sb);
-                    controls.wait_stopped().await;
-                } else {
-                    sb.shutdown().await;
-                }
-            };
-            tokio::time::timeout(limit, stopping)
-                .await
-                .unwrap_or_else(|_| panic!("{host:?} (drop: {by_drop}) held up the stop"));
+            stop_promptly(sb, by_drop, &format!("{host:?}")).await;
             let result = pending.await.unwrap();
             assert!(result.is_err(), "the held login ends without a response");
             let log = controls.requests();
@@ -450,21 +434,6 @@ async fn refusing_valid_tokens_gives_401_to_every_api_request_but_logins_succeed
 // ---------------------------------------------------------------------------------------------
 
 /// Posts `body` to the admin route `/__sandbox/{path}`.
-async fn admin_post(sb: &Sandbox, path: &str, body: Value) -> reqwest::Response {
-    client()
-        .post(format!("{}/__sandbox/{path}", sb.portal_url()))
-        .json(&body)
-        .send()
-        .await
-        .expect("an admin response")
-}
-
-/// Posts `body` to an admin route and expects it done (`204`).
-async fn admin_set(sb: &Sandbox, path: &str, body: Value) {
-    let response = admin_post(sb, path, body.clone()).await;
-    assert_eq!(response.status(), 204, "{path} {body}");
-}
-
 #[tokio::test]
 async fn admin_routes_drive_the_hostile_modes() {
     let sb = Sandbox::start().await.unwrap();

@@ -82,6 +82,69 @@ pub async fn create(sb: &Sandbox, token: &str, body: &Value) -> reqwest::Respons
         .expect("create request")
 }
 
+/// Sends a request that the test does not wait for, and waits until it is in the log.
+pub async fn in_flight(
+    request: reqwest::RequestBuilder,
+    controls: &comm100_sandbox::Controls,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let logged = controls.requests().len();
+    let pending = tokio::spawn(request.send());
+    controls.wait_for_requests(logged + 1).await;
+    pending
+}
+
+/// Stops the sandbox, by `shutdown` or by dropping the handle, and expects it stopped well
+/// under the 5 s the server gives open connections to finish; `what` names what might hold it
+/// up.
+pub async fn stop_promptly(sb: Sandbox, by_drop: bool, what: &str) {
+    let controls = sb.controls();
+    let stopping = async {
+        if by_drop {
+            drop(sb);
+            controls.wait_stopped().await;
+        } else {
+            sb.shutdown().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(3), stopping)
+        .await
+        .unwrap_or_else(|_| panic!("{what} (drop: {by_drop}) held up the stop"));
+}
+
+/// The URL of a new segment named `name`, created for `token`.
+pub async fn created_url(sb: &Sandbox, token: &str, name: &str) -> String {
+    let response = create(sb, token, &segment(name)).await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("the created segment");
+    segment_url(sb, created["id"].as_str().expect("an id"))
+}
+
+/// Deletes the segment at `url`.
+pub async fn delete(url: &str, token: &str) -> reqwest::Response {
+    client()
+        .delete(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("a delete response")
+}
+
+/// Posts `body` to the admin route `/__sandbox/{path}`.
+pub async fn admin_post(sb: &Sandbox, path: &str, body: Value) -> reqwest::Response {
+    client()
+        .post(format!("{}/__sandbox/{path}", sb.portal_url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("an admin response")
+}
+
+/// Posts `body` to an admin route and expects it done (`204`).
+pub async fn admin_set(sb: &Sandbox, path: &str, body: Value) {
+    let response = admin_post(sb, path, body.clone()).await;
+    assert_eq!(response.status(), 204, "{path} {body}");
+}
+
 /// Asserts the JSON error schema and the status; returns the message.
 pub async fn expect_error(response: reqwest::Response, status: u16) -> String {
     assert_eq!(response.status(), status, "status");
