@@ -42,41 +42,66 @@ pub(crate) async fn read_capped(
     if !cut_at_limit && declared.is_some_and(|n| n > limit as u64) {
         return Err(ReadError::TooLarge);
     }
-    let mut buffer = BytesMut::with_capacity(declared.map_or(0, |n| n.min(limit as u64) as usize));
-    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+    let Some(first) = next(response).await? else {
+        return Ok((Bytes::new(), false));
+    };
+    if first.len() > limit {
+        return match cut_at_limit {
+            true => Ok((first.slice(..limit), true)),
+            false => Err(ReadError::TooLarge),
+        };
+    }
+    // A body that arrives in one chunk, as most do, is kept as it is: no copy.
+    let Some(second) = next(response).await? else {
+        return Ok((first, false));
+    };
+    let capacity = declared.map_or(first.len() + second.len(), |n| n.min(limit as u64) as usize);
+    let mut buffer = BytesMut::with_capacity(capacity);
+    buffer.extend_from_slice(&first);
+    let mut chunk = Some(second);
+    while let Some(this) = chunk {
         let room = limit - buffer.len();
-        if chunk.len() > room {
+        if this.len() > room {
             if !cut_at_limit {
                 return Err(ReadError::TooLarge);
             }
-            buffer.extend_from_slice(&chunk[..room]);
+            buffer.extend_from_slice(&this[..room]);
             return Ok((buffer.freeze(), true));
         }
-        buffer.extend_from_slice(&chunk);
+        buffer.extend_from_slice(&this);
+        chunk = next(response).await?;
     }
     Ok((buffer.freeze(), false))
 }
 
-/// A response with the parts of `response` and `body` as its (already read) body.
-pub(crate) fn with_body(status: StatusCode, response: &Response, body: reqwest::Body) -> Response {
-    use reqwest::ResponseBuilderExt as _;
-    let mut rebuilt = http::Response::builder()
-        .status(status)
-        .url(response.url().clone())
-        .body(body)
-        .unwrap_or_default();
-    *rebuilt.headers_mut() = response.headers().clone();
+async fn next(response: &mut Response) -> Result<Option<Bytes>, ReadError> {
+    response.chunk().await.map_err(ReadError::Transport)
+}
+
+/// A response with the status, the headers (taken, not copied) and `body` as its (already
+/// read) body. Its URL is not kept: nothing reads it once the body is in hand.
+pub(crate) fn with_body(
+    status: StatusCode,
+    response: &mut Response,
+    body: reqwest::Body,
+) -> Response {
+    let mut rebuilt = http::Response::new(body);
+    *rebuilt.status_mut() = status;
+    *rebuilt.headers_mut() = std::mem::take(response.headers_mut());
     Response::from(rebuilt)
 }
 
 /// A response whose body fails, when read, with `error`: progenitor then reports a
-/// `ResponseBodyError` whose source is `error`.
-pub(crate) fn with_failing_body(response: &Response, error: Error) -> Response {
-    with_body(
-        response.status(),
-        response,
-        reqwest::Body::wrap(FailingBody(Some(error))),
-    )
+/// `ResponseBodyError` whose source is `error`, naming the URL.
+pub(crate) fn with_failing_body(response: &mut Response, error: Error) -> Response {
+    use reqwest::ResponseBuilderExt as _;
+    let mut rebuilt = http::Response::builder()
+        .status(response.status())
+        .url(response.url().clone())
+        .body(reqwest::Body::wrap(FailingBody(Some(error))))
+        .unwrap_or_default();
+    *rebuilt.headers_mut() = std::mem::take(response.headers_mut());
+    Response::from(rebuilt)
 }
 
 /// A `reqwest::Error` whose source is `error`, naming `url` when given.

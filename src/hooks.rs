@@ -282,7 +282,7 @@ async fn read_success(
             Ok((bytes, _)) => reqwest::Body::from(bytes),
             Err(ReadError::TooLarge) => {
                 return Ok(body::with_failing_body(
-                    &response,
+                    &mut response,
                     Error::BodyTooLarge { limit: max_body },
                 ))
             }
@@ -292,7 +292,7 @@ async fn read_success(
         // Nothing is documented, so nothing is read: the connection drops what was sent.
         reqwest::Body::from(bytes::Bytes::new())
     };
-    let mut rebuilt = body::with_body(status, &response, body);
+    let mut rebuilt = body::with_body(status, &mut response, body);
     if status != sent {
         rebuilt.headers_mut().insert(
             HeaderName::from_static(ORIGINAL_STATUS_HEADER),
