@@ -190,7 +190,7 @@ struct Bench {
     /// An SDK client per list length (the canned server serves each under its own prefix).
     sdk: HashMap<usize, comm100::Comm100>,
     id: uuid::Uuid,
-    new_segment: types::CustomerSegment,
+    new_segment: types::CustomerSegmentInput,
 }
 
 impl Bench {
@@ -388,10 +388,10 @@ fn main() {
                 (n, c100)
             })
             .collect();
-        let new_segment = types::CustomerSegment::builder()
+        let new_segment = types::CustomerSegmentInput::builder()
             .name("Bench segment")
             .description("created by the overhead bench".to_string())
-            .conditions(vec![types::Condition::builder()
+            .conditions(vec![types::ConditionInput::builder()
                 .field("CurrentPageUrl")
                 .operator(types::KnownConditionOperator::Include)
                 .value("/pricing")

@@ -45,6 +45,19 @@ pub fn settings() -> GenerationSettings {
             },
             "crate::SensitiveString",
             std::iter::empty(),
+        )
+        // The spec closes these enumerations in requests, because the server accepts only the
+        // listed values; in Rust a request holds the open type of the response, so that a value
+        // the server itself sent (an `Other`) goes back as it came on get -> modify -> put.
+        .with_replacement(
+            "ConditionMetTypeInput",
+            "crate::generated::types::ConditionMetType",
+            std::iter::empty(),
+        )
+        .with_replacement(
+            "ConditionOperatorInput",
+            "crate::generated::types::ConditionOperator",
+            std::iter::empty(),
         );
     settings
 }
@@ -204,31 +217,46 @@ pub fn generate(text: &str) -> Result<String, CodegenError> {
             return Err(CodegenError::Progenitor(format!("it panicked: {message}")));
         }
     };
-    let tokens = decode_through_hooks(tokens)?;
+    let tokens = rewrite(tokens)?;
     let mut file: syn::File =
         syn::parse2(tokens).map_err(|e| CodegenError::Progenitor(e.to_string()))?;
     file.items.push(documented_success(&spec)?);
     Ok(prettyplease::unparse(&file))
 }
 
-/// What progenitor 0.15.1 has no setting for: how a response body is decoded. Its
-/// `ResponseValue::from_response` keeps the whole body in `InvalidResponsePayload`, whose
-/// `Display` prints it. Every call is pointed at `crate::hooks::decode_response`, which has the
-/// same signature and keeps a bounded snippet instead. The swap is checked: if progenitor stops
-/// emitting the call, generation fails rather than silently decoding another way.
-fn decode_through_hooks(
-    tokens: proc_macro2::TokenStream,
-) -> Result<proc_macro2::TokenStream, CodegenError> {
-    const FROM: &str = "ResponseValue :: from_response";
-    const TO: &str = "crate :: hooks :: decode_response";
-    let text = tokens.to_string();
-    if !text.contains(FROM) {
-        return Err(CodegenError::Progenitor(format!(
-            "the generated code no longer calls `{FROM}`; update `decode_through_hooks` in codegen/mod.rs"
-        )));
+/// What progenitor 0.15.1 and typify 0.8 have no setting for, changed in their output. Each
+/// rewrite is checked: if the generator stops emitting the text it replaces, generation fails
+/// rather than silently producing something else.
+const REWRITES: &[(&str, &str, &str)] = &[
+    (
+        // progenitor's `ResponseValue::from_response` keeps the whole body in
+        // `InvalidResponsePayload`, whose `Display` prints it; `crate::hooks::decode_response`
+        // has the same signature and keeps a bounded snippet instead.
+        "ResponseValue :: from_response",
+        "crate :: hooks :: decode_response",
+        "the generated code no longer calls `ResponseValue::from_response`",
+    ),
+    (
+        // typify's builders treat the flattened `extra` map of unknown fields (from
+        // `additionalProperties: {}`) as a required field with no value, so every builder
+        // would fail unless `.extra(..)` was called; an empty map is its natural default.
+        "extra : Err (\"no value supplied for extra\" . to_string ())",
+        "extra : Ok (Default :: default ())",
+        "typify no longer writes a missing `extra` as an error in its builders",
+    ),
+];
+
+fn rewrite(tokens: proc_macro2::TokenStream) -> Result<proc_macro2::TokenStream, CodegenError> {
+    let mut text = tokens.to_string();
+    for (from, to, changed) in REWRITES {
+        if !text.contains(from) {
+            return Err(CodegenError::Progenitor(format!(
+                "{changed}; update REWRITES in codegen/mod.rs"
+            )));
+        }
+        text = text.replace(from, to);
     }
-    text.replace(FROM, TO)
-        .parse()
+    text.parse()
         .map_err(|e: proc_macro2::LexError| CodegenError::Progenitor(e.to_string()))
 }
 

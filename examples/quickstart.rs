@@ -77,18 +77,18 @@ async fn against_sandbox() -> Result<(), BoxError> {
         .unwrap_or("-")
         .to_string();
     let segment = created.into_inner();
-    let id = segment.id.ok_or("the server returned no id")?;
+    let id = segment.id;
     println!(
         "create      {} \"{}\" color {} → {location}",
         id,
-        *segment.name,
+        name(&segment),
         color(&segment)
     );
 
     let all = client.list_customer_segments().send().await?.into_inner();
     println!("list        {} segment(s): {}", all.len(), names(&all));
 
-    let got = client
+    let mut got = client
         .get_customer_segment()
         .id(id)
         .send()
@@ -97,17 +97,21 @@ async fn against_sandbox() -> Result<(), BoxError> {
     println!(
         "get         {} \"{}\", {} condition(s)",
         id,
-        *got.name,
-        got.conditions.len()
+        name(&got),
+        got.conditions.as_ref().map_or(0, Vec::len)
     );
 
     // Let the token come within the refresh buffer: the next call logs in again by itself.
     let before = c100.token().await?.id();
     tokio::time::sleep(Duration::from_millis(1600)).await;
+    // Get, modify, put: the segment read converts into the update's body, with everything the
+    // server sent, checked before it is sent.
+    got.name = Some("Pricing visitors (enabled)".into());
+    got.is_enable = Some(true);
     let updated = client
         .update_customer_segment()
         .id(id)
-        .body(example_segment("Pricing visitors (enabled)").is_enable(true))
+        .body(got)
         .send()
         .await?
         .into_inner();
@@ -116,7 +120,7 @@ async fn against_sandbox() -> Result<(), BoxError> {
     println!(
         "update      {} \"{}\" enabled={:?}{}",
         id,
-        *updated.name,
+        name(&updated),
         updated.is_enable,
         if refreshed {
             format!(
@@ -178,39 +182,27 @@ async fn against_env(write: bool) -> Result<(), BoxError> {
         .send()
         .await?
         .into_inner();
-    // Comm100's documents show a create response without an id: find it by its unique name.
-    let id = match created.id {
-        Some(id) => id,
-        None => c100
-            .client()
-            .list_customer_segments()
-            .send()
-            .await?
-            .into_inner()
-            .into_iter()
-            .find(|s| *s.name == name)
-            .and_then(|s| s.id)
-            .ok_or("the created segment cannot be found")?,
-    };
+    let id = created.id;
     println!("create      {id} \"{name}\"");
     let steps = async {
-        let got = c100
+        let mut got = c100
             .client()
             .get_customer_segment()
             .id(id)
             .send()
             .await?
             .into_inner();
-        println!("get         {id} \"{}\"", *got.name);
+        println!("get         {id} \"{}\"", self::name(&got));
+        got.name = Some(format!("{name} (updated)"));
         let updated = c100
             .client()
             .update_customer_segment()
             .id(id)
-            .body(example_segment(&format!("{name} (updated)")))
+            .body(got)
             .send()
             .await?
             .into_inner();
-        println!("update      {id} \"{}\"", *updated.name);
+        println!("update      {id} \"{}\"", self::name(&updated));
         Ok::<(), BoxError>(())
     }
     .await;
@@ -228,10 +220,10 @@ async fn against_env(write: bool) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn example_segment(name: &str) -> types::builder::CustomerSegment {
-    types::CustomerSegment::builder()
+fn example_segment(name: &str) -> types::builder::CustomerSegmentInput {
+    types::CustomerSegmentInput::builder()
         .name(name)
-        .conditions(vec![types::Condition::builder()
+        .conditions(vec![types::ConditionInput::builder()
             .field("CurrentPageUrl")
             .operator(types::KnownConditionOperator::Contains)
             .value("/pricing")
@@ -250,11 +242,16 @@ fn describe(token: &comm100::Token, expires: Option<SystemTime>) -> String {
 fn names(segments: &[types::CustomerSegment]) -> String {
     segments
         .iter()
-        .map(|s| format!("\"{}\"", *s.name))
+        .map(|s| format!("\"{}\"", name(s)))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
+/// A server may send a segment without a name: it reads as empty.
+fn name(segment: &types::CustomerSegment) -> &str {
+    segment.name.as_deref().unwrap_or("")
+}
+
 fn color(segment: &types::CustomerSegment) -> &str {
-    segment.color.as_deref().map(String::as_str).unwrap_or("-")
+    segment.color.as_deref().unwrap_or("-")
 }

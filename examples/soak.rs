@@ -123,12 +123,12 @@ struct Expected {
 }
 
 impl Expected {
-    fn body(&self) -> types::builder::CustomerSegment {
-        types::CustomerSegment::builder()
+    fn body(&self) -> types::builder::CustomerSegmentInput {
+        types::CustomerSegmentInput::builder()
             .name(self.name.as_str())
             .description(self.description.clone())
             .is_enable(self.is_enable)
-            .conditions(vec![types::Condition::builder()
+            .conditions(vec![types::ConditionInput::builder()
                 .field("CurrentPageUrl")
                 .operator(types::KnownConditionOperator::Include)
                 .value(self.value.clone())
@@ -138,13 +138,14 @@ impl Expected {
 
     fn from_sdk(s: &types::CustomerSegment) -> Self {
         Self {
-            name: s.name.to_string(),
+            name: s.name.clone().unwrap_or_default(),
             description: s.description.clone().unwrap_or_default(),
             is_enable: s.is_enable.unwrap_or(false),
             value: s
                 .conditions
-                .first()
-                .map(|c| c.value.clone())
+                .as_deref()
+                .and_then(<[_]>::first)
+                .and_then(|c| c.value.clone())
                 .unwrap_or_default(),
         }
     }
@@ -269,7 +270,7 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
                     .await
                 {
                     Ok(created) => {
-                        let id = created.into_inner().id.ok_or("a create without an id")?;
+                        let id = created.into_inner().id;
                         model.push((id, expected));
                     }
                     Err(e) => {
@@ -278,9 +279,9 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
                         let listed = client.list_customer_segments().send().await?.into_inner();
                         let found: Vec<_> = listed
                             .iter()
-                            .filter(|s| s.name.as_str() == expected.name)
+                            .filter(|s| s.name.as_deref() == Some(expected.name.as_str()))
                             .collect();
-                        let outcome = match found.first().and_then(|s| s.id) {
+                        let outcome = match found.first().map(|s| s.id) {
                             Some(id) => {
                                 report.adopted += 1;
                                 model.push((id, Expected::from_sdk(found[0])));

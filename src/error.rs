@@ -172,7 +172,7 @@ impl Error {
 /// use comm100::prelude::*;
 /// # async fn f(c100: &comm100::Comm100, id: uuid::Uuid) {
 /// match c100.client().get_customer_segment().id(id).send().await {
-///     Ok(segment) => println!("{}", *segment.name),
+///     Ok(segment) => println!("{}", segment.name.as_deref().unwrap_or("")),
 ///     Err(e) if e.is_not_found() => println!("no such segment"),
 ///     Err(e) => eprintln!("{} failed: HTTP {:?}, code {:?}: {}", e.operation_id().unwrap_or("?"), e.status(), e.code(), e.message()),
 /// }

@@ -17,15 +17,15 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let c100 = comm100::Comm100::from_env()?;
-//! let segment = types::CustomerSegment::builder()
+//! let segment = types::CustomerSegmentInput::builder()
 //!     .name("VIP visitors")
-//!     .conditions(vec![types::Condition::builder()
+//!     .conditions(vec![types::ConditionInput::builder()
 //!         .field("CurrentPageUrl")
 //!         .operator(types::KnownConditionOperator::Contains)
 //!         .value("/pricing")
 //!         .try_into()?]);
 //! let created = c100.client().create_customer_segment().body(segment).send().await?.into_inner();
-//! println!("created {:?}", created.id);
+//! println!("created {}", created.id);
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
@@ -38,6 +38,7 @@ mod domain;
 mod error;
 mod hooks;
 mod retry;
+mod segments;
 
 pub use auth::{SensitiveString, Token, TokenFuture, TokenSource};
 pub use client::{same_origin_redirects, Comm100, Comm100Builder};
@@ -45,6 +46,7 @@ pub use domain::{Endpoints, HttpPolicy};
 pub use error::{ApiErrorExt, Error};
 pub use hooks::{Inner, ORIGINAL_STATUS_HEADER};
 pub use retry::RetryPolicy;
+pub use segments::InvalidSegment;
 
 /// The traits that put the operations and the error accessors in scope:
 /// `use comm100::prelude::*;`.

@@ -238,7 +238,7 @@ async fn another_2xx_is_the_documented_success() {
         "200"
     );
     assert!(created.headers().get("location").is_none(), "none was sent");
-    let id = created.into_inner().id.expect("the body is kept");
+    let id = created.into_inner().id;
     assert_eq!(ctl.segments(DEFAULT_SITE_ID).len(), 1);
 
     ctl.fail_next(

@@ -17,22 +17,26 @@ async fn every_operation_on_the_wire() {
         .password_login(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID)
         .build()
         .unwrap();
-    let body = types::CustomerSegment::builder()
+    let body = types::CustomerSegmentInput::builder()
         .name("Wire")
         .color(Some(
-            "00FF00".parse::<types::CustomerSegmentColor>().unwrap(),
+            "00FF00"
+                .parse::<types::CustomerSegmentInputColor>()
+                .unwrap(),
         ))
         .is_enable(true)
-        .conditions(vec![types::Condition::builder()
+        .conditions(vec![types::ConditionInput::builder()
             .field("CurrentPageUrl")
             .operator(types::KnownConditionOperator::Include)
             .value("live")
             .order(1)
             .try_into()
             .unwrap()])
-        .alert_to(Some(types::AlertTo {
-            agent_ids: vec![4, 5],
-            department_ids: vec![],
+        // An empty list that is set is sent, as the seed's example sends it.
+        .alert_to(Some(types::AlertToInput {
+            agent_ids: Some(types::AgentIds(vec![4, 5])),
+            department_ids: Some(types::DepartmentIds(vec![])),
+            extra: Default::default(),
         }));
     let client = c100.client();
     let id = client
@@ -42,14 +46,21 @@ async fn every_operation_on_the_wire() {
         .await
         .unwrap()
         .into_inner()
-        .id
-        .unwrap();
+        .id;
     client.list_customer_segments().send().await.unwrap();
-    client.get_customer_segment().id(id).send().await.unwrap();
+    let mut got = client
+        .get_customer_segment()
+        .id(id)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    // Get, modify, put: the body is the segment read, renamed.
+    got.name = Some("Wire 2".into());
     client
         .update_customer_segment()
         .id(id)
-        .body(body.name("Wire 2"))
+        .body(got)
         .send()
         .await
         .unwrap();

@@ -14,10 +14,10 @@ pub fn client_for(sb: &Sandbox) -> comm100::Comm100Builder {
         .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
 }
 
-pub fn segment(name: &str) -> types::builder::CustomerSegment {
-    types::CustomerSegment::builder()
+pub fn segment(name: &str) -> types::builder::CustomerSegmentInput {
+    types::CustomerSegmentInput::builder()
         .name(name)
-        .conditions(vec![types::Condition::builder()
+        .conditions(vec![types::ConditionInput::builder()
             .field("CurrentPageUrl")
             .operator(types::KnownConditionOperator::Include)
             .value("live")
