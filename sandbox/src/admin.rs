@@ -29,7 +29,11 @@ pub(crate) fn router() -> Router<Arc<Inner>> {
         .route("/__sandbox/forward-compat", post(forward_compat))
         .route("/__sandbox/agents", post(agents))
         .route("/__sandbox/requests", get(requests).delete(clear_requests))
-        .route("/__sandbox/segments/{site}", get(segments))
+        .route(
+            "/__sandbox/segments/{site}",
+            get(segments).post(insert_segment),
+        )
+        .route("/__sandbox/odd-segments/{site}", post(odd_segments))
         .route("/__sandbox/stats", get(stats))
         .route("/__sandbox/clock-offset", post(clock_offset))
         .route("/__sandbox/token-host", post(token_host))
@@ -180,17 +184,44 @@ async fn clear_requests(State(inner): State<Arc<Inner>>) -> Response<Body> {
     done()
 }
 
+/// The site a path names, or the message of a `400`.
+fn site_id(site: &str) -> Result<i64, String> {
+    site.parse()
+        .map_err(|_| "The site id must be an integer.".to_owned())
+}
+
 async fn segments(State(inner): State<Arc<Inner>>, Path(site): Path<String>) -> Response<Body> {
-    let Ok(site) = site.parse::<i64>() else {
-        return error_response(StatusCode::BAD_REQUEST, "The site id must be an integer.");
+    match site_id(&site) {
+        Ok(site) => axum::Json(inner.state().segments_json(site)).into_response(),
+        Err(m) => bad(m),
+    }
+}
+
+/// `POST /__sandbox/segments/{site}`: [`crate::Controls::insert_raw_segment`]; `{"id": ".."}`.
+async fn insert_segment(
+    State(inner): State<Arc<Inner>>,
+    Path(site): Path<String>,
+    bytes: Bytes,
+) -> Response<Body> {
+    let site = match site_id(&site) {
+        Ok(site) => site,
+        Err(m) => return bad(m),
     };
-    let segments: Vec<serde_json::Value> = inner
-        .state()
-        .sorted_segments(site)
-        .iter()
-        .map(|s| serde_json::to_value(s).expect("a segment serialises"))
-        .collect();
-    axum::Json(segments).into_response()
+    let record: serde_json::Map<String, serde_json::Value> = match body(&bytes) {
+        Ok(record) => record,
+        Err(m) => return bad(m),
+    };
+    let id = inner.state().insert_raw(site, record);
+    axum::Json(json!({ "id": id })).into_response()
+}
+
+/// `POST /__sandbox/odd-segments/{site}`: [`crate::Controls::seed_odd_segments`];
+/// `{"ids": [..]}`.
+async fn odd_segments(State(inner): State<Arc<Inner>>, Path(site): Path<String>) -> Response<Body> {
+    match site_id(&site) {
+        Ok(site) => axum::Json(json!({ "ids": inner.state().seed_odd(site) })).into_response(),
+        Err(m) => bad(m),
+    }
 }
 
 async fn stats(State(inner): State<Arc<Inner>>) -> Response<Body> {

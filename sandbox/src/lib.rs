@@ -12,6 +12,13 @@
 //! the spec says, and injects faults on demand through [`Controls`] (or, for the binary, through
 //! admin routes under `/__sandbox/`). Every request is written to a log that tests can read.
 //!
+//! A segment is stored as the JSON the client sent: the known fields in the documented shape
+//! (defaults filled in, the `id` assigned), and any unknown fields, top-level or inside a
+//! condition or `alertTo`, kept as sent; every response serves it so. A PUT replaces the whole
+//! segment, unknown fields included. Records that break the request rules, as real servers
+//! send, can be stored verbatim with [`Controls::insert_raw_segment`] and
+//! [`Controls::seed_odd_segments`].
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! let sandbox = comm100_sandbox::Sandbox::start().await?;
@@ -36,7 +43,9 @@
 //! | `POST /__sandbox/forward-compat` | `{"on": true}` |
 //! | `POST /__sandbox/agents` | `{"email": "..", "password": "..", "site_id": 10001}` |
 //! | `GET /__sandbox/requests`, `DELETE /__sandbox/requests` | none |
-//! | `GET /__sandbox/segments/{site}` | none |
+//! | `GET /__sandbox/segments/{site}` | none; returns the stored segments ([`Controls::segments`]) |
+//! | `POST /__sandbox/segments/{site}` | a segment record, any JSON object, stored verbatim; returns `{"id": ".."}` ([`Controls::insert_raw_segment`]) |
+//! | `POST /__sandbox/odd-segments/{site}` | none; returns `{"ids": [..]}` ([`Controls::seed_odd_segments`]) |
 //! | `GET /__sandbox/stats` | none; returns `{"faults_injected": n, "token_requests": n, "requests": n}` |
 //! | `POST /__sandbox/clock-offset` | `{"secs": -10800}` ([`Controls::set_clock_offset`]) |
 //! | `POST /__sandbox/token-host` | a [`TokenHost`], e.g. `"silent"` ([`Controls::set_token_host`]) |
@@ -517,14 +526,65 @@ impl Controls {
         self.inner.token_requests()
     }
 
-    /// The segments stored for a site, as JSON in the shape the API returns, sorted by order.
+    /// The segments stored for a site, as the JSON the API serves (unknown fields included;
+    /// the forward-compatibility mode does not apply), sorted by order (and by creation among
+    /// equal orders).
     pub fn segments(&self, site_id: i64) -> Vec<serde_json::Value> {
-        self.inner
-            .state()
-            .sorted_segments(site_id)
-            .iter()
-            .map(|s| serde_json::to_value(s).expect("a segment serialises"))
-            .collect()
+        self.inner.state().segments_json(site_id)
+    }
+
+    /// Stores `segment` verbatim as a segment of `site_id` (creating the site), without
+    /// validation: a record in a shape the API refuses on requests, as real servers send. Returns
+    /// its id.
+    ///
+    /// * **id:** the record's `id` when it is a string holding a hyphenated uuid (kept as
+    ///   written); otherwise a new one, written into the record as `"id"`. A segment of that
+    ///   site with the same id is replaced.
+    /// * **order:** the record sorts by its `order` when that is an integer, else as if its order
+    ///   were the site's maximum plus 1 at insertion; that order is not written into the record.
+    ///
+    /// The list and get routes serve the record exactly as stored (the forward-compatibility
+    /// mode aside), and [`Controls::segments`] returns it so. It can be updated (the PUT body is
+    /// validated as usual and replaces it) and deleted through the API like any other segment.
+    ///
+    /// # Panics
+    ///
+    /// If `segment` is not a JSON object.
+    pub fn insert_raw_segment(&self, site_id: i64, segment: serde_json::Value) -> uuid::Uuid {
+        let serde_json::Value::Object(record) = segment else {
+            panic!("insert_raw_segment takes a JSON object, not {segment}");
+        };
+        self.inner.state().insert_raw(site_id, record)
+    }
+
+    /// Stores five odd records on `site_id`, as [`Controls::insert_raw_segment`] does, and
+    /// returns their ids, in this order. Each is a full segment in the documented shape but for
+    /// one oddity that real servers send and the sandbox refuses on requests. Each gets a new
+    /// id, and its `order` is the site's maximum plus 1 when it is stored (on a site with no
+    /// segments: 1 to 5). Each is, besides `id` and `order` (keys sorted):
+    ///
+    /// ```text
+    /// {"alertTo": {"agentIds": [], "departmentIds": []}, "color": "339FD9",
+    ///  "conditionMetType": "all",
+    ///  "conditions": [{"field": "CurrentPageUrl", "operator": "include", "value": "live", "order": 1}],
+    ///  "description": "sandbox odd record (X)", "isEnable": false, "logicalExpression": "",
+    ///  "name": NAME}
+    /// ```
+    ///
+    /// with `X` and `NAME`, and the oddity, as follows:
+    ///
+    /// * **(a)** `"name": "odd color"`, and `"color": "#FF0000"` (a `#`);
+    /// * **(b)** `"name": "   "` (blank);
+    /// * **(c)** `"name": "odd nulls"`, `"conditions": null`, and
+    ///   `"alertTo": {"agentIds": null, "departmentIds": []}`;
+    /// * **(d)** `"name": "odd missing conditions"`, no `conditions` key at all, and
+    ///   `"conditionMetType": "weighted"` (a value the documents do not know);
+    /// * **(e)** `"name": "odd unknown values"`, `"conditions": [{"field": "CurrentPageUrl",
+    ///   "operator": "startsWith", "value": null, "order": 1, "caseSensitive": true}]` (an
+    ///   unknown operator, a null value, an unknown nested field), and the unknown top-level
+    ///   fields `"createdBy": 42` and `"priority": 3`.
+    pub fn seed_odd_segments(&self, site_id: i64) -> Vec<uuid::Uuid> {
+        self.inner.state().seed_odd(site_id)
     }
 
     /// How many faults have been injected so far (each request a queued fault hit counts once).

@@ -3,7 +3,7 @@
 //! These types are the sandbox's own; they do not come from the generated client.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 /// The color a segment gets when the request names none.
@@ -26,23 +26,38 @@ pub(crate) const OPERATORS: &[&str] = &[
     "include",
 ];
 
-/// A stored customer segment.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// A stored customer segment: the JSON it is served as, and what places it in the listing.
+///
+/// The JSON is what the client sent, known fields normalised and unknown ones (top-level and
+/// nested) carried over as sent, or, for a raw record ([`crate::Controls::insert_raw_segment`]),
+/// the record as given.
+#[derive(Debug, Clone)]
 pub(crate) struct Segment {
+    /// The id the paths name; the JSON's `id` holds it too.
     pub id: Uuid,
-    pub name: String,
-    pub color: String,
-    pub is_enable: bool,
-    pub order: i32,
-    pub description: String,
-    pub condition_met_type: String,
-    pub logical_expression: String,
-    pub conditions: Vec<Condition>,
-    pub alert_to: AlertTo,
+    /// What the listing sorts by: the segment's `order`, or for a raw record without an
+    /// integer `order`, the order it got when it was stored (which is not written in the JSON).
+    pub order: i64,
     /// Creation sequence, to keep the listing stable among equal orders.
-    #[serde(skip)]
     pub seq: u64,
+    /// The JSON the API serves.
+    pub json: Map<String, Value>,
+}
+
+/// The known fields of a stored segment, in the documented shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Known<'a> {
+    id: Uuid,
+    name: &'a str,
+    color: &'a str,
+    is_enable: bool,
+    order: i64,
+    description: &'a str,
+    condition_met_type: &'a str,
+    logical_expression: &'a str,
+    conditions: &'a [Condition],
+    alert_to: &'a AlertTo,
 }
 
 /// One condition of a segment.
@@ -62,7 +77,8 @@ pub(crate) struct AlertTo {
     pub department_ids: Vec<Uuid>,
 }
 
-/// A validated request body: everything but the id, with `order` left open when absent.
+/// A validated request body: everything but the id, with `order` left open when absent, and
+/// the body as sent, for its unknown fields.
 #[derive(Debug, Clone)]
 pub(crate) struct SegmentInput {
     pub name: String,
@@ -74,25 +90,122 @@ pub(crate) struct SegmentInput {
     pub logical_expression: String,
     pub conditions: Vec<Condition>,
     pub alert_to: AlertTo,
+    body: Map<String, Value>,
 }
 
 impl SegmentInput {
-    /// Makes the stored segment, with the given id, order and sequence.
-    pub(crate) fn into_segment(self, id: Uuid, order: i32, seq: u64) -> Segment {
-        Segment {
+    /// The JSON to store, with the given id and order: the known fields in the documented shape
+    /// (defaults filled in), and the body's unknown fields as sent, at the top level, in each
+    /// condition and in `alertTo`. The body's own `id` is not kept.
+    pub(crate) fn into_json(self, id: Uuid, order: i64) -> Map<String, Value> {
+        let known = Known {
             id,
-            name: self.name,
-            color: self.color,
+            name: &self.name,
+            color: &self.color,
             is_enable: self.is_enable,
             order,
-            description: self.description,
-            condition_met_type: self.condition_met_type,
-            logical_expression: self.logical_expression,
-            conditions: self.conditions,
-            alert_to: self.alert_to,
-            seq,
+            description: &self.description,
+            condition_met_type: &self.condition_met_type,
+            logical_expression: &self.logical_expression,
+            conditions: &self.conditions,
+            alert_to: &self.alert_to,
+        };
+        let Ok(Value::Object(mut json)) = serde_json::to_value(known) else {
+            unreachable!("a segment serialises to an object");
+        };
+        if let (Some(Value::Array(into)), Some(Value::Array(from))) =
+            (json.get_mut("conditions"), self.body.get("conditions"))
+        {
+            for (into, from) in into.iter_mut().zip(from) {
+                carry_unknown(into, from);
+            }
+        }
+        if let (Some(into), Some(from)) = (json.get_mut("alertTo"), self.body.get("alertTo")) {
+            carry_unknown(into, from);
+        }
+        for (key, value) in self.body {
+            json.entry(key).or_insert(value);
+        }
+        json
+    }
+}
+
+/// Copies into `into` the fields of `from` it lacks, when both are objects.
+fn carry_unknown(into: &mut Value, from: &Value) {
+    if let (Value::Object(into), Value::Object(from)) = (into, from) {
+        for (key, value) in from {
+            into.entry(key.as_str()).or_insert_with(|| value.clone());
         }
     }
+}
+
+/// The order of a raw record, for sorting: its `order` when that is an integer (one beyond
+/// `i64` counts as `i64::MAX`).
+pub(crate) fn raw_order(record: &Map<String, Value>) -> Option<i64> {
+    let order = record.get("order")?;
+    order.as_i64().or_else(|| order.as_u64().map(|_| i64::MAX))
+}
+
+/// The id of a raw record: its `id` when that is a string holding a uuid.
+pub(crate) fn raw_id(record: &Map<String, Value>) -> Option<Uuid> {
+    record
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(parse_uuid)
+}
+
+/// The five odd records of [`crate::Controls::seed_odd_segments`], in order, without their
+/// `id` and `order`: each a full segment in the documented shape, but for one oddity.
+pub(crate) fn odd_records() -> [Map<String, Value>; 5] {
+    let record = |label: &str, name: &str, edit: &dyn Fn(&mut Map<String, Value>)| {
+        let Value::Object(mut record) = json!({
+            "name": name,
+            "color": DEFAULT_COLOR,
+            "isEnable": false,
+            "description": format!("sandbox odd record ({label})"),
+            "conditionMetType": "all",
+            "logicalExpression": "",
+            "conditions": [
+                {"field": "CurrentPageUrl", "operator": "include", "value": "live", "order": 1}
+            ],
+            "alertTo": {"agentIds": [], "departmentIds": []}
+        }) else {
+            unreachable!("an object literal");
+        };
+        edit(&mut record);
+        record
+    };
+    [
+        record("a", "odd color", &|r| {
+            r.insert("color".into(), json!("#FF0000"));
+        }),
+        record("b", "   ", &|_| {}),
+        record("c", "odd nulls", &|r| {
+            r.insert("conditions".into(), Value::Null);
+            r.insert(
+                "alertTo".into(),
+                json!({"agentIds": null, "departmentIds": []}),
+            );
+        }),
+        record("d", "odd missing conditions", &|r| {
+            r.remove("conditions");
+            r.insert("conditionMetType".into(), json!("weighted"));
+        }),
+        record("e", "odd unknown values", &|r| {
+            r.insert(
+                "conditions".into(),
+                json!([{
+                    "field": "CurrentPageUrl",
+                    "operator": "startsWith",
+                    "value": null,
+                    "order": 1,
+                    "caseSensitive": true
+                }]),
+            );
+            r.insert("createdBy".into(), json!(42));
+            r.insert("priority".into(), json!(3));
+        }),
+    ]
 }
 
 /// White space as the spec's `\S` pattern means it: JSON Schema patterns are ECMA-262 regular
@@ -172,14 +285,17 @@ fn one_of(value: String, known: &[&str], field: &str) -> Result<String, String> 
 
 /// Validates a create or update body. The error is a message that names the field.
 ///
-/// The `id` of a body is read-only and ignored, whatever it holds; unknown fields are ignored.
-pub(crate) fn parse_segment(body: &Value) -> Result<SegmentInput, String> {
-    let Value::Object(obj) = body else {
+/// The `id` of a body is read-only and ignored, whatever it holds; unknown fields are accepted
+/// with any value, and kept (see [`SegmentInput::into_json`]). A `null` is refused for every
+/// known field.
+pub(crate) fn parse_segment(body: Value) -> Result<SegmentInput, String> {
+    let Value::Object(body) = body else {
         return Err(format!(
             "The request body must be a JSON object (a customer segment), not {}.",
-            json_type(body)
+            json_type(&body)
         ));
     };
+    let obj = &body;
 
     let name = get_string(obj, "name", "")?.ok_or("The field 'name' is required.")?;
     if name.chars().all(is_space) {
@@ -254,6 +370,7 @@ pub(crate) fn parse_segment(body: &Value) -> Result<SegmentInput, String> {
         logical_expression,
         conditions,
         alert_to,
+        body,
     })
 }
 
@@ -352,7 +469,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let s = parse_segment(&valid()).unwrap();
+        let s = parse_segment(valid()).unwrap();
         assert_eq!(s.color, "339FD9");
         assert!(!s.is_enable);
         assert_eq!(s.condition_met_type, "all");
@@ -365,14 +482,14 @@ mod tests {
         for name in ["", " ", "\t\n", "\u{3000}", "\u{feff}", "\u{2028} \u{a0}"] {
             let mut b = valid();
             b["name"] = json!(name);
-            let message = parse_segment(&b).unwrap_err();
+            let message = parse_segment(b).unwrap_err();
             assert!(message.contains("'name'"), "{name:?}");
         }
         // Not white space to ECMA-262, whatever Rust or Python say.
         for name in ["\u{1c}\u{1c}", "\u{85}", "\u{200b}", "\u{180e}"] {
             let mut b = valid();
             b["name"] = json!(name);
-            assert!(parse_segment(&b).is_ok(), "{name:?}");
+            assert!(parse_segment(b).is_ok(), "{name:?}");
         }
     }
 

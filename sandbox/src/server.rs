@@ -675,8 +675,10 @@ fn capitalise(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn segment_json(inner: &Inner, segment: &segments::Segment) -> Value {
-    let mut value = serde_json::to_value(segment).expect("a segment serialises");
+/// A stored segment's JSON as the API serves it: as stored, unless the forward-compatibility
+/// mode rewrites it.
+fn segment_json(inner: &Inner, json: serde_json::Map<String, Value>) -> Value {
+    let mut value = Value::Object(json);
     if inner.state().forward_compat {
         segments::forward_compat(&mut value);
     }
@@ -703,7 +705,10 @@ async fn list(
 ) -> Result<Response<Body>, ApiError> {
     let site = authenticate(&inner, &headers)?;
     let segments = inner.state().sorted_segments(site);
-    let body: Vec<Value> = segments.iter().map(|s| segment_json(&inner, s)).collect();
+    let body: Vec<Value> = segments
+        .into_iter()
+        .map(|s| segment_json(&inner, s.json))
+        .collect();
     Ok(axum::Json(body).into_response())
 }
 
@@ -719,9 +724,9 @@ async fn get_one(
         .state()
         .sites
         .get(&site)
-        .and_then(|s| s.iter().find(|s| s.id == id).cloned())
+        .and_then(|s| s.iter().find(|s| s.id == id).map(|s| s.json.clone()))
         .ok_or_else(|| not_found_segment(id))?;
-    Ok(axum::Json(segment_json(&inner, &segment)).into_response())
+    Ok(axum::Json(segment_json(&inner, segment)).into_response())
 }
 
 /// `POST /livechat/customerSegments`.
@@ -731,27 +736,21 @@ async fn create(
     body: Bytes,
 ) -> Result<Response<Body>, ApiError> {
     let site = authenticate(&inner, &headers)?;
-    let input = parse_segment(&parse_json(&body)?).map_err(ApiError::bad_request)?;
+    let input = parse_segment(parse_json(&body)?).map_err(ApiError::bad_request)?;
+    let id = uuid::Uuid::new_v4();
     let segment = {
         let mut state = inner.state();
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        let segments = state.sites.entry(site).or_default();
-        let order = input.order.unwrap_or_else(|| {
-            segments
-                .iter()
-                .map(|s| s.order)
-                .max()
-                .map_or(1, |max| max.saturating_add(1))
-        });
-        let segment = input.into_segment(uuid::Uuid::new_v4(), order, seq);
-        segments.push(segment.clone());
-        segment
+        let order = input
+            .order
+            .map_or_else(|| state.next_order(site), i64::from);
+        let json = input.into_json(id, order);
+        state.store(site, id, order, json.clone());
+        json
     };
-    let location = format!("{}/livechat/customerSegments/{}", inner.api_url, segment.id);
+    let location = format!("{}/livechat/customerSegments/{id}", inner.api_url);
     let mut response = (
         StatusCode::CREATED,
-        axum::Json(segment_json(&inner, &segment)),
+        axum::Json(segment_json(&inner, segment)),
     )
         .into_response();
     response.headers_mut().insert(
@@ -761,8 +760,8 @@ async fn create(
     Ok(response)
 }
 
-/// `PUT /livechat/customerSegments/{id}`: replaces the segment, keeping its id, and its order
-/// when the body names none.
+/// `PUT /livechat/customerSegments/{id}`: replaces the whole segment (unknown fields included)
+/// with the body, keeping its id, and its order when the body names none.
 async fn update(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
@@ -771,7 +770,7 @@ async fn update(
 ) -> Result<Response<Body>, ApiError> {
     let site = authenticate(&inner, &headers)?;
     let id = path_id(&id)?;
-    let input = parse_segment(&parse_json(&body)?).map_err(ApiError::bad_request)?;
+    let input = parse_segment(parse_json(&body)?).map_err(ApiError::bad_request)?;
     let segment = {
         let mut state = inner.state();
         let slot = state
@@ -779,11 +778,11 @@ async fn update(
             .get_mut(&site)
             .and_then(|s| s.iter_mut().find(|s| s.id == id))
             .ok_or_else(|| not_found_segment(id))?;
-        let order = input.order.unwrap_or(slot.order);
-        *slot = input.into_segment(id, order, slot.seq);
-        slot.clone()
+        slot.order = input.order.map_or(slot.order, i64::from);
+        slot.json = input.into_json(id, slot.order);
+        slot.json.clone()
     };
-    Ok(axum::Json(segment_json(&inner, &segment)).into_response())
+    Ok(axum::Json(segment_json(&inner, segment)).into_response())
 }
 
 /// `DELETE /livechat/customerSegments/{id}`.

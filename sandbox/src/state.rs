@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use serde_json::{Map, Value};
 use tokio::sync::watch;
+use uuid::Uuid;
 
-use crate::segments::Segment;
+use crate::segments::{self, Segment};
 use crate::{Fault, RequestRecord, Route, TokenHost, jwt};
 
 /// The latest instant an HTTP date can name, 9999-12-31T23:59:59Z, in Unix seconds.
@@ -99,6 +101,68 @@ impl State {
         let mut segments = self.sites.get(&site_id).cloned().unwrap_or_default();
         segments.sort_by_key(|s| (s.order, s.seq));
         segments
+    }
+
+    /// The stored JSON of a site's segments, sorted as [`State::sorted_segments`] sorts them.
+    pub(crate) fn segments_json(&self, site_id: i64) -> Vec<Value> {
+        self.sorted_segments(site_id)
+            .into_iter()
+            .map(|s| Value::Object(s.json))
+            .collect()
+    }
+
+    /// The order a new segment gets on a site when it names none: the current maximum plus 1
+    /// (1 on a site with none), kept within a 32-bit integer.
+    pub(crate) fn next_order(&self, site_id: i64) -> i64 {
+        self.sites
+            .get(&site_id)
+            .and_then(|s| s.iter().map(|s| s.order).max())
+            .map_or(1, |max| {
+                max.saturating_add(1)
+                    .clamp(i32::MIN.into(), i32::MAX.into())
+            })
+    }
+
+    /// Stores a segment on a site, as the newest, replacing any segment of that site with the
+    /// same id.
+    pub(crate) fn store(&mut self, site_id: i64, id: Uuid, order: i64, json: Map<String, Value>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let segments = self.sites.entry(site_id).or_default();
+        segments.retain(|s| s.id != id);
+        segments.push(Segment {
+            id,
+            order,
+            seq,
+            json,
+        });
+    }
+
+    /// Stores a record verbatim, without validation; see
+    /// [`crate::Controls::insert_raw_segment`].
+    pub(crate) fn insert_raw(&mut self, site_id: i64, mut record: Map<String, Value>) -> Uuid {
+        let id = segments::raw_id(&record).unwrap_or_else(|| {
+            let id = Uuid::new_v4();
+            record.insert("id".into(), Value::from(id.to_string()));
+            id
+        });
+        if let Some(segments) = self.sites.get_mut(&site_id) {
+            segments.retain(|s| s.id != id);
+        }
+        let order = segments::raw_order(&record).unwrap_or_else(|| self.next_order(site_id));
+        self.store(site_id, id, order, record);
+        id
+    }
+
+    /// Stores the odd records; see [`crate::Controls::seed_odd_segments`].
+    pub(crate) fn seed_odd(&mut self, site_id: i64) -> Vec<Uuid> {
+        segments::odd_records()
+            .into_iter()
+            .map(|mut record| {
+                record.insert("order".into(), Value::from(self.next_order(site_id)));
+                self.insert_raw(site_id, record)
+            })
+            .collect()
     }
 }
 

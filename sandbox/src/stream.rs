@@ -41,13 +41,13 @@ static HTML_FILLER: LazyLock<Bytes> =
 
 /// The items of an endless JSON array: the same segment, each followed by a comma.
 static ENDLESS_ITEMS: LazyLock<Bytes> = LazyLock::new(|| {
-    let input = parse_segment(&json!({
+    let input = parse_segment(json!({
         "name": "endless",
         "conditions": [{"field": "CurrentPageUrl", "operator": "include", "value": "live"}]
     }))
     .expect("the endless segment is valid");
-    let segment = input.into_segment(uuid::Uuid::from_u128(0xE5D1E55), 1, 0);
-    let item = serde_json::to_string(&segment).expect("a segment serialises");
+    let segment = input.into_json(uuid::Uuid::from_u128(0xE5D1E55), 1);
+    let item = serde_json::Value::Object(segment).to_string();
     chunk_of(&format!("{item},"))
 });
 
