@@ -11,9 +11,9 @@
 //!    (`--url http://127.0.0.1:PORT/api/v3`; the sandbox also serves the token operation under
 //!    that base) with `Authorization: Bearer <token>`, and fails when any check fails.
 //!
-//! Schemathesis is loaded with `sandbox/conformance/hooks.py`, which explains itself: it maps
-//! unknown strings in the spec's extensible enumerations to known values in request bodies,
-//! which never changes whether a body is valid by the spec.
+//! Schemathesis is loaded with `sandbox/conformance/hooks.py`, which explains itself: it puts
+//! the seeded agent's credentials into a generated token request that is otherwise valid, so
+//! that the token's `200` is checked too. It changes no segment request.
 //!
 //! Environment: `CONFORMANCE_MAX_EXAMPLES` (default 100 test cases per operation and phase) and
 //! `CONFORMANCE_SEED` (default a fixed seed, so that CI runs are reproducible; `random` for a
