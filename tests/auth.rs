@@ -226,8 +226,10 @@ async fn a_server_that_refuses_fresh_tokens_does_not_cause_a_login_per_request()
         1,
         "one forced refresh for the first wave, none after"
     );
-    // The first wave: 20 refused, then 20 retried with the new token; then 20 a wave.
-    assert_eq!(count(&ctl, Route::List), 80);
+    // Every caller sends once a wave; in the first wave, a caller that sent the first token
+    // sends once more with the new one. So at most 20 + 20 + 20 + 20, and never a login more.
+    let lists = count(&ctl, Route::List);
+    assert!((60..=80).contains(&lists), "{lists} list requests");
 }
 
 #[tokio::test]
