@@ -96,6 +96,10 @@ pub struct Comm100Builder {
     http: Option<reqwest::Client>,
     operation_timeout: Option<Duration>,
     max_response_body: Option<usize>,
+    timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    user_agent: Option<String>,
+    http_builder: Option<reqwest::ClientBuilder>,
 }
 
 impl std::fmt::Debug for Comm100Builder {
@@ -117,6 +121,9 @@ impl std::fmt::Debug for Comm100Builder {
             .field("retry", &self.retry)
             .field("operation_timeout", &self.operation_timeout)
             .field("max_response_body", &self.max_response_body)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("user_agent", &self.user_agent)
             .finish_non_exhaustive()
     }
 }
@@ -218,8 +225,51 @@ impl Comm100Builder {
         self
     }
 
-    /// A `reqwest::Client` of your own (a proxy, a custom CA, a client certificate). It carries
-    /// every request, the login included.
+    /// The timeout of each request, from sending it to the end of its body (15 s by default).
+    /// It applies to the client this builder makes, and to one made from
+    /// [`Self::http_client_builder`]; a client given to [`Self::http_client`] keeps its own.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The timeout of opening a connection (15 s by default); as [`Self::timeout`], it applies
+    /// to the client this builder makes.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// A suffix for the `User-Agent` of every request, e.g. `my-sync-job/2.1`: the header is
+    /// then `comm100-rs/<version> my-sync-job/2.1`. The `User-Agent` lets Comm100's support tell
+    /// your traffic apart; it is sent whichever HTTP client carries the request.
+    pub fn user_agent(mut self, suffix: impl Into<String>) -> Self {
+        self.user_agent = Some(suffix.into());
+        self
+    }
+
+    /// A `reqwest::ClientBuilder` of your own (a proxy, a custom CA, a client certificate, a
+    /// connection pool setting), to which this crate adds its rules before building it: the
+    /// timeouts ([`Self::timeout`], [`Self::connect_timeout`]) and redirects only within one
+    /// origin. The client it builds carries every request, the login included.
+    ///
+    /// ```
+    /// let proxied = reqwest::Client::builder().pool_max_idle_per_host(4);
+    /// let c100 = comm100::Comm100::builder()
+    ///     .portal("portal1.comm100.io")
+    ///     .static_token("eyJ...")
+    ///     .http_client_builder(proxied)
+    ///     .build()?;
+    /// # let _ = c100;
+    /// # Ok::<(), comm100::Error>(())
+    /// ```
+    pub fn http_client_builder(mut self, builder: reqwest::ClientBuilder) -> Self {
+        self.http_builder = Some(builder);
+        self
+    }
+
+    /// A `reqwest::Client` of your own, used as it is. It carries every request, the login
+    /// included. Prefer [`Self::http_client_builder`], which keeps this crate's rules.
     ///
     /// Its settings are yours, so set what the default client has:
     /// * timeouts (the default has 15 s to connect and 15 s per request): without them an
@@ -302,10 +352,15 @@ impl Comm100Builder {
         };
         let login_timeout = self.login_timeout.unwrap_or(DEFAULT_LOGIN_TIMEOUT);
         let retry = self.retry.unwrap_or_default();
-        let http = match self.http {
-            Some(http) => http,
-            None => default_http_client(DEFAULT_TIMEOUT)?,
+        let http = match (self.http, self.http_builder) {
+            (Some(http), _) => http,
+            (None, builder) => with_rules(
+                builder.unwrap_or_default(),
+                self.connect_timeout.unwrap_or(DEFAULT_TIMEOUT),
+                self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            )?,
         };
+        let user_agent = user_agent(self.user_agent.as_deref())?;
         let mut login_url = None;
         let source: Arc<dyn TokenSource> = match self.credentials {
             Some(Credentials::Source(source)) => source,
@@ -330,6 +385,7 @@ impl Comm100Builder {
                         budget: login_timeout.saturating_mul(2),
                         // A token response is small: anything bigger is not one.
                         max_body: crate::body::ERROR_BODY_LIMIT,
+                        user_agent: user_agent.clone(),
                     },
                 );
                 login_url = reqwest::Url::parse(&format!(
@@ -368,6 +424,7 @@ impl Comm100Builder {
                 max_body: self
                     .max_response_body
                     .unwrap_or(crate::body::DEFAULT_MAX_RESPONSE_BODY),
+                user_agent,
             },
         );
         Ok(Comm100 {
@@ -399,13 +456,29 @@ pub fn same_origin_redirects() -> reqwest::redirect::Policy {
     })
 }
 
-fn default_http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
-        .connect_timeout(timeout)
+/// Builds the HTTP client with this crate's rules: the timeouts, and redirects only within one
+/// origin.
+fn with_rules(
+    builder: reqwest::ClientBuilder,
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> Result<reqwest::Client, Error> {
+    builder
+        .connect_timeout(connect_timeout)
         .timeout(timeout)
         .redirect(same_origin_redirects())
         .build()
         .map_err(|e| Error::Transport(std::sync::Arc::new(e)))
+}
+
+/// `comm100-rs/<version>`, then the user's suffix.
+fn user_agent(suffix: Option<&str>) -> Result<reqwest::header::HeaderValue, Error> {
+    let value = match suffix.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(suffix) => format!("{} {suffix}", crate::hooks::USER_AGENT_PREFIX),
+        None => crate::hooks::USER_AGENT_PREFIX.to_string(),
+    };
+    reqwest::header::HeaderValue::try_from(value)
+        .map_err(|_| Error::Config("the User-Agent suffix holds characters a header cannot carry"))
 }
 
 #[cfg(test)]

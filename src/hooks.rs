@@ -3,10 +3,10 @@
 //! success, and error bodies normalised so that none hides its status.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
-use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, RETRY_AFTER, USER_AGENT};
 use reqwest::{Request, Response, StatusCode, Url};
 use tracing::Instrument;
 
@@ -19,6 +19,12 @@ use crate::retry::{self, RetryPolicy};
 
 // The generated code decodes through this (see `codegen/mod.rs`).
 pub(crate) use crate::body::decode_response;
+
+/// The header progenitor adds to every request, which Comm100 does not use.
+const API_VERSION: &str = "api-version";
+
+/// The `User-Agent` every request carries, before the user's suffix.
+pub(crate) const USER_AGENT_PREFIX: &str = concat!("comm100-rs/", env!("CARGO_PKG_VERSION"));
 
 /// The header that carries the status the server sent when the hooks took another `2xx` as an
 /// operation's documented success.
@@ -38,6 +44,8 @@ pub struct Inner {
     pub(crate) budget: Duration,
     /// The largest success body read.
     pub(crate) max_body: usize,
+    /// `comm100-rs/<version>`, and the user's suffix.
+    pub(crate) user_agent: HeaderValue,
 }
 
 impl std::fmt::Debug for Inner {
@@ -49,6 +57,7 @@ impl std::fmt::Debug for Inner {
             .field("login_url", &self.login_url.as_ref().map(Url::as_str))
             .field("budget", &self.budget)
             .field("max_body", &self.max_body)
+            .field("user_agent", &self.user_agent)
             .finish()
     }
 }
@@ -59,7 +68,12 @@ impl ClientHooks<Inner> for Client {
         request: &mut Request,
         info: &OperationInfo,
     ) -> Result<(), progenitor_client::Error<E>> {
-        check_segment_body(request, info).map_err(progenitor_client::Error::InvalidRequest)
+        check_segment_body(request, info).map_err(progenitor_client::Error::InvalidRequest)?;
+        let headers = request.headers_mut();
+        // progenitor sends `api-version`, an Oxide convention; Comm100 versions by path.
+        headers.remove(API_VERSION);
+        headers.insert(USER_AGENT, self.inner().user_agent.clone());
+        Ok(())
     }
 
     async fn exec(&self, request: Request, info: &OperationInfo) -> reqwest::Result<Response> {
@@ -74,7 +88,7 @@ impl ClientHooks<Inner> for Client {
             Ok(result) => result,
             Err(_) => {
                 tracing::warn!(
-                    operation_id = info.operation_id,
+                    comm100.operation_id = info.operation_id,
                     budget_ms = inner.budget.as_millis() as u64,
                     "the operation ran out of its time budget"
                 );
@@ -119,7 +133,8 @@ async fn execute(
     deadline: tokio::time::Instant,
 ) -> reqwest::Result<Response> {
     let method = request.method().clone();
-    let path = request.url().path().to_string();
+    // The URL carries no secret (the token travels in a header), so it may be traced.
+    let url = request.url().clone();
     // The token goes to the API origin and nowhere else.
     let auth = inner.auth.as_ref().filter(|_| {
         inner
@@ -137,6 +152,8 @@ async fn execute(
     let mut refreshed_after_401 = false;
     // Counts attempts that use up the policy; the one re-send after a 401 does not.
     let mut attempt = 0u32;
+    // Counts every request sent, for `http.request.resend_count`.
+    let mut sent = 0u32;
     // Each attempt sends a copy; a body that cannot be copied (a stream) gets one attempt,
     // with the original.
     let mut original = Some(request);
@@ -159,21 +176,10 @@ async fn execute(
                 .insert(AUTHORIZATION, token.bearer().clone());
         }
 
-        let span = tracing::info_span!(
-            "comm100.request",
-            operation_id,
-            method = %method,
-            path = %path,
-            attempt,
-            status = tracing::field::Empty,
-            duration_ms = tracing::field::Empty,
-        );
-        let started = Instant::now();
+        let span = attempt_span(&method, &url, operation_id, sent);
+        sent += 1;
         let result = client.execute(this).instrument(span.clone()).await;
-        span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
-        if let Ok(response) = &result {
-            span.record("status", response.status().as_u16());
-        }
+        record_outcome(&span, &result);
         let can_retry = !only_attempt && attempt < policy.max_attempts;
         if let (Ok(response), Some(token)) = (&result, &token) {
             if response.status() != StatusCode::UNAUTHORIZED {
@@ -193,7 +199,10 @@ async fn execute(
             {
                 refreshed_after_401 = true;
                 attempt -= 1;
-                span.in_scope(|| tracing::info!("token refused; retrying once with a new token"));
+                tracing::info!(
+                    comm100.operation_id = operation_id,
+                    "the token was refused; sending the request once more with a new one"
+                );
                 continue;
             }
             // A 429 is a refusal before acting, so it is retried for a POST too; the other
@@ -209,23 +218,27 @@ async fn execute(
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(retry::parse_retry_after);
+                let status = response.status().as_u16();
                 match policy.delay(attempt, retry_after).filter(|d| fits(*d)) {
                     Some(delay) => {
-                        span.in_scope(|| {
-                            tracing::info!(
-                                delay_ms = delay.as_millis() as u64,
-                                "retryable status; retrying"
-                            )
-                        });
+                        tracing::info!(
+                            comm100.operation_id = operation_id,
+                            http.response.status_code = status,
+                            retry_in_ms = delay.as_millis() as u64,
+                            "retryable status; retrying"
+                        );
                         tokio::time::sleep(delay).await;
                         continue;
                     }
                     // Asked to wait longer than the cap or the budget allows: the caller gets
                     // the response, with its `Retry-After`, at once.
                     None => {
-                        span.in_scope(|| {
-                            tracing::info!("retryable status, but the wait is too long; giving up")
-                        });
+                        tracing::warn!(
+                            comm100.operation_id = operation_id,
+                            http.response.status_code = status,
+                            retry_after_s = retry_after.map(|d| d.as_secs()),
+                            "retryable status, but the wait is longer than the cap or the budget allows; giving up"
+                        );
                         return Ok(normalize_error(response, operation_id).await);
                     }
                 }
@@ -242,12 +255,88 @@ async fn execute(
         if can_retry && (retry::is_idempotent(&method) || retry::never_sent(&error)) {
             let delay = policy.delay(attempt, None).unwrap_or_default();
             if fits(delay) {
-                span.in_scope(|| tracing::info!(error = %error, delay_ms = delay.as_millis() as u64, "transport error; retrying"));
+                tracing::info!(
+                    comm100.operation_id = operation_id,
+                    error.type = error_type(&error),
+                    error = %error,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "transport error; retrying"
+                );
                 tokio::time::sleep(delay).await;
                 continue;
             }
         }
+        tracing::warn!(
+            comm100.operation_id = operation_id,
+            error.type = error_type(&error),
+            error = %error,
+            "transport error; giving up"
+        );
         return Err(error);
+    }
+}
+
+/// The span of one attempt, after the OpenTelemetry conventions for HTTP client spans, at
+/// DEBUG: one per request sent is detail, not what a production log wants. Retries, give-ups
+/// and refreshes are events of their own, at INFO and WARN.
+fn attempt_span(
+    method: &reqwest::Method,
+    url: &Url,
+    operation_id: &str,
+    resends: u32,
+) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "comm100.request",
+        otel.name = %method,
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        url.full = %url,
+        server.address = url.host_str().unwrap_or_default(),
+        server.port = url.port_or_known_default(),
+        http.request.resend_count = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        comm100.operation_id = operation_id,
+    );
+    // The conventions set the resend count only on a request sent again.
+    if resends > 0 {
+        span.record("http.request.resend_count", resends);
+    }
+    span
+}
+
+/// Records the status, or the failure, of an attempt on its span.
+fn record_outcome(span: &tracing::Span, result: &reqwest::Result<Response>) {
+    match result {
+        Ok(response) => {
+            let status = response.status();
+            span.record("http.response.status_code", status.as_u16());
+            if status.as_u16() >= 400 {
+                // The conventions name an error status by its code.
+                span.record("error.type", status.as_str());
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        Err(error) => {
+            span.record("error.type", error_type(error));
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+}
+
+/// A low-cardinality name for a transport failure, for `error.type`.
+fn error_type(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect"
+    } else if error.is_redirect() {
+        "redirect"
+    } else if error.is_body() || error.is_decode() {
+        "body"
+    } else {
+        "_OTHER"
     }
 }
 

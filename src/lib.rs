@@ -44,7 +44,11 @@ pub use auth::{SensitiveString, Token, TokenFuture, TokenSource};
 pub use client::{same_origin_redirects, Comm100, Comm100Builder};
 pub use domain::{Endpoints, HttpPolicy};
 pub use error::{ApiErrorExt, Error};
-pub use hooks::{Inner, ORIGINAL_STATUS_HEADER};
+// `Inner` is the state the hooks keep in the generated client, which names it in its public
+// `new_with_client`; it must be public for that, but it is no API to use: hidden from the docs.
+#[doc(hidden)]
+pub use hooks::Inner;
+pub use hooks::ORIGINAL_STATUS_HEADER;
 pub use retry::RetryPolicy;
 pub use segments::InvalidSegment;
 

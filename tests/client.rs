@@ -593,3 +593,41 @@ async fn static_tokens_and_token_sources_are_used_as_given() {
         "only the test's own login hit the token endpoint"
     );
 }
+
+#[tokio::test]
+async fn every_request_says_who_sends_it_and_the_timeouts_are_the_builders() {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    let c100 = client_for(&sb)
+        .user_agent("nightly-sync/2.1")
+        .timeout(Duration::from_millis(300))
+        .retry(RetryPolicy::disabled())
+        .build()
+        .unwrap();
+    c100.client().list_customer_segments().send().await.unwrap();
+    let expected = format!("comm100-rs/{} nightly-sync/2.1", env!("CARGO_PKG_VERSION"));
+    let requests = ctl.requests();
+    assert_eq!(requests.len(), 2, "the login and the list");
+    for r in &requests {
+        let header = |name: &str| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(header("user-agent"), Some(expected.clone()), "{}", r.path);
+        assert_eq!(header("api-version"), None, "{}", r.path);
+    }
+    // A server that never answers: the builder's request timeout ends the attempt.
+    ctl.fail_next(1, Fault::Hang, Some(Route::List));
+    let err = c100
+        .client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, progenitor_client::Error::CommunicationError(e) if e.is_timeout()),
+        "{err:?}"
+    );
+}

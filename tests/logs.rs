@@ -135,17 +135,23 @@ async fn spans_name_the_operation_and_never_the_token() {
     c100.client().list_customer_segments().send().await.unwrap();
     let token = c100.token().await.unwrap();
     let logs = logs.text();
-    assert!(logs.contains("comm100.request"), "{logs}");
+    // One span per request sent, at DEBUG, with the OpenTelemetry HTTP client fields.
+    assert!(logs.contains("DEBUG comm100.request"), "{logs}");
+    let url = format!("{}/livechat/customerSegments", sb.api_url());
+    let port = sb.addr().port();
     for field in [
-        "operation_id=\"list_customer_segments\"",
-        "method=GET",
-        "path=/api/v3/livechat/customerSegments",
-        "attempt=1",
-        "status=200",
-        "duration_ms=",
+        "comm100.operation_id=\"list_customer_segments\"".to_string(),
+        "otel.kind=\"client\"".into(),
+        "otel.name=GET".into(),
+        "http.request.method=GET".into(),
+        format!("url.full={url}"),
+        "server.address=\"127.0.0.1\"".into(),
+        format!("server.port={port}"),
+        "http.response.status_code=200".into(),
     ] {
-        assert!(logs.contains(field), "{field} in {logs}");
+        assert!(logs.contains(&field), "{field} in {logs}");
     }
+    assert!(!logs.contains("http.request.resend_count"), "{logs}");
     let raw = format!("{:?}", token);
     assert!(raw.contains("REDACTED"));
     // The token itself: the sandbox's log gives its jti, never the token; search the logs for
@@ -221,6 +227,32 @@ async fn no_secret_reaches_an_error_or_a_log_line_whatever_the_token_host_sends(
         serde_json::to_value(&request).unwrap()["Password"],
         password,
         "the wire still carries it"
+    );
+}
+
+/// A 503, then a success: the first span names the error, the second counts the resend, and
+/// the retry is an INFO event a production log shows.
+#[tokio::test]
+async fn a_retry_is_an_event_and_the_resend_is_counted() {
+    let sb = Sandbox::start().await.unwrap();
+    let c100 = client_for(&sb).build().unwrap();
+    c100.login().await.unwrap();
+    sb.controls().fail_next(
+        1,
+        comm100_sandbox::Fault::Status(503),
+        Some(comm100_sandbox::Route::List),
+    );
+    let logs = capture();
+    c100.client().list_customer_segments().send().await.unwrap();
+    let logs = logs.text();
+    assert!(logs.contains("error.type=\"503\""), "{logs}");
+    assert!(logs.contains("otel.status_code=\"ERROR\""), "{logs}");
+    assert!(logs.contains("http.response.status_code=503"), "{logs}");
+    assert!(logs.contains("http.request.resend_count=1"), "{logs}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(" INFO ") && l.contains("retryable status; retrying")),
+        "{logs}"
     );
 }
 
