@@ -37,6 +37,7 @@ mod client;
 mod domain;
 mod error;
 mod hooks;
+mod raw;
 mod retry;
 mod segments;
 
@@ -49,6 +50,7 @@ pub use error::{ApiErrorExt, Error};
 #[doc(hidden)]
 pub use hooks::Inner;
 pub use hooks::ORIGINAL_STATUS_HEADER;
+pub use raw::{RawError, RawRequest, RAW_OPERATION};
 pub use retry::RetryPolicy;
 pub use segments::InvalidSegment;
 
