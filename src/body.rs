@@ -201,7 +201,10 @@ pub(crate) fn parse_error_body(body: &[u8], cut: bool) -> (Option<i64>, String) 
         .or_else(|| {
             let small = !cut && body.len() <= RELAXED_JSON_LIMIT;
             small
-                .then(|| json5::from_str::<serde_json::Value>(std::str::from_utf8(body).ok()?).ok())
+                .then(|| {
+                    let strict = relaxed_to_json(std::str::from_utf8(body).ok()?)?;
+                    serde_json::from_str::<serde_json::Value>(&strict).ok()
+                })
                 .flatten()
         })
         .filter(|v| v.is_object());
@@ -217,6 +220,66 @@ pub(crate) fn parse_error_body(body: &[u8], cut: bool) -> (Option<i64>, String) 
         return (code, message);
     }
     (None, snippet(body, cut))
+}
+
+/// Rewrites the relaxed JSON of Comm100's documents as strict JSON: keys without quotes are
+/// quoted, strings in single quotes get double quotes, and a comma before a closing bracket is
+/// dropped. Everything else is copied as it is, for `serde_json` to judge. `None` when a string
+/// does not end.
+fn relaxed_to_json(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' => {
+                out.push('"');
+                loop {
+                    match chars.next()? {
+                        '\\' => {
+                            let escaped = chars.next()?;
+                            // `\'` means a quote only inside single quotes; JSON has no such escape.
+                            if escaped != '\'' {
+                                out.push('\\');
+                            }
+                            out.push(escaped);
+                        }
+                        end if end == c => break,
+                        '"' => out.push_str("\\\""),
+                        other => out.push(other),
+                    }
+                }
+                out.push('"');
+            }
+            ',' => {
+                let mut rest = chars.clone();
+                while rest.next_if(|c| c.is_whitespace()).is_some() {}
+                if !matches!(rest.peek(), Some('}' | ']')) {
+                    out.push(',');
+                }
+            }
+            c if c.is_alphabetic() || c == '_' || c == '$' => {
+                let mut word = String::from(c);
+                while let Some(next) =
+                    chars.next_if(|c| c.is_alphanumeric() || *c == '_' || *c == '$')
+                {
+                    word.push(next);
+                }
+                let mut rest = chars.clone();
+                while rest.next_if(|c| c.is_whitespace()).is_some() {}
+                let is_key = rest.peek() == Some(&':');
+                let is_literal = matches!(word.as_str(), "true" | "false" | "null");
+                if is_key && !is_literal {
+                    out.push('"');
+                    out.push_str(&word);
+                    out.push('"');
+                } else {
+                    out.push_str(&word);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    Some(out)
 }
 
 /// At most [`MESSAGE_CHARS`] characters, each control character replaced by a space.
@@ -308,6 +371,19 @@ mod tests {
         let (code, message) = parse_error_body(br#"{"code":1,"message":"x"}"#, true);
         assert_eq!(code, None);
         assert!(message.ends_with('…'), "{message}");
+        // Single quotes, trailing commas, and quotes inside strings.
+        assert_eq!(
+            parse_error_body(b"{code:400001,message:'it\\'s \"odd\"',}", false),
+            (Some(400001), "it's \"odd\"".into())
+        );
+        assert_eq!(
+            parse_error_body(b"{ code: 1, message: \"a\", extra: [1, 2,], }", false),
+            (Some(1), "a".into())
+        );
+        assert_eq!(
+            parse_error_body(b"{ code: 1, message: \"never ends", false).0,
+            None
+        );
         // The relaxed reader is for small bodies only.
         let big = format!("{{ code: 1, message: \"{}\" }}", "y".repeat(8 * 1024));
         assert_eq!(parse_error_body(big.as_bytes(), false).0, None);
