@@ -7,16 +7,18 @@
 #[path = "../../codegen/mod.rs"]
 mod codegen;
 mod conformance;
+mod msrv;
 mod review;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <generate | check | conformance>
+const USAGE: &str = "usage: cargo xtask <generate | check | conformance | msrv>
 
   generate   regenerate from openapi/comm100.yaml and update the reviewed snapshots
   check      exit non-zero, with a diff, when the snapshots are not up to date
-  conformance  run schemathesis against the sandbox with openapi/comm100.yaml";
+  conformance  run schemathesis against the sandbox with openapi/comm100.yaml
+  msrv       check that rust-version is at least every dependency's rust-version";
 
 fn main() -> ExitCode {
     let root = workspace_root();
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
             &root.join(codegen::SNAPSHOT_DIR),
         ),
         Some("conformance") => conformance::run(&root),
+        Some("msrv") => msrv::run(&root),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
