@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // Each includer uses a different part.
 
+pub mod semver;
 pub mod surface;
 
 use std::fmt;
