@@ -28,6 +28,7 @@
 //! println!("created {}", created.id);
 //! # Ok(()) }
 //! ```
+#![doc = include_str!("../docs/semver.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
