@@ -27,6 +27,7 @@ pub(crate) fn router() -> Router<Arc<Inner>> {
         .route("/__sandbox/token-lifetime", post(token_lifetime))
         .route("/__sandbox/daily-limit", post(daily_limit))
         .route("/__sandbox/forward-compat", post(forward_compat))
+        .route("/__sandbox/gzip", post(gzip))
         .route("/__sandbox/agents", post(agents))
         .route("/__sandbox/requests", get(requests).delete(clear_requests))
         .route(
@@ -159,6 +160,10 @@ struct OnBody {
 
 async fn forward_compat(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body> {
     apply(&bytes, |b: OnBody| inner.state().forward_compat = b.on)
+}
+
+async fn gzip(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body> {
+    apply(&bytes, |b: OnBody| inner.state().gzip = b.on)
 }
 
 #[derive(Deserialize)]

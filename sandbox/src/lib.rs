@@ -10,7 +10,9 @@
 //!
 //! It issues real signed JWTs in Comm100's shape, keeps segments per site, validates requests as
 //! the spec says, and injects faults on demand through [`Controls`] (or, for the binary, through
-//! admin routes under `/__sandbox/`). Every request is written to a log that tests can read.
+//! admin routes under `/__sandbox/`). Every request is written to a log that tests can read,
+//! with the connection it came on and its HTTP version: connections are served with HTTP/1 and
+//! with HTTP/2 by prior knowledge (there is no TLS, so no ALPN).
 //!
 //! A segment is stored as the JSON the client sent: the known fields in the documented shape
 //! (defaults filled in, the `id` assigned), and any unknown fields, top-level or inside a
@@ -41,6 +43,7 @@
 //! | `POST /__sandbox/token-lifetime` | `{"secs": 7200}` |
 //! | `POST /__sandbox/daily-limit` | `{"limit": 10}` or `{"limit": null}` |
 //! | `POST /__sandbox/forward-compat` | `{"on": true}` |
+//! | `POST /__sandbox/gzip` | `{"on": true}` ([`Controls::set_gzip`]) |
 //! | `POST /__sandbox/agents` | `{"email": "..", "password": "..", "site_id": 10001}` |
 //! | `GET /__sandbox/requests`, `DELETE /__sandbox/requests` | none |
 //! | `GET /__sandbox/segments/{site}` | none; returns the stored segments ([`Controls::segments`]) |
@@ -77,6 +80,8 @@
 //!   ([`Fault::HugeErrorBody`]), a body that never ends ([`Fault::EndlessBody`]), a request
 //!   never answered ([`Fault::Hang`]) and another `2xx` than the documented one
 //!   ([`Fault::AltSuccess`]).
+//! * **Compressed responses** ([`Controls::set_gzip`]): responses are gzip-encoded for the
+//!   requests that accept it, as most real servers do.
 //! * **Fresh tokens refused** ([`Controls::set_refuse_valid_tokens`]): logins succeed, but the API
 //!   answers `401` ([`REFUSED_TOKEN_MESSAGE`]) to every valid token.
 
@@ -298,6 +303,14 @@ pub struct RequestRecord {
     pub body: Option<serde_json::Value>,
     /// The fault applied to the request, if any.
     pub fault: Option<Fault>,
+    /// The connection the request came on: connections are numbered 1, 2, ... in the order the
+    /// sandbox accepted them, so the records that share a number shared a connection.
+    pub connection: u64,
+    /// The HTTP version of the request, `"HTTP/1.1"` or `"HTTP/2.0"` (also `"HTTP/1.0"`).
+    pub version: String,
+    /// Whether the response went out gzip-encoded (`Content-Encoding: gzip`); see
+    /// [`Controls::set_gzip`].
+    pub gzip: bool,
 }
 
 mod duration_ms {
@@ -346,6 +359,7 @@ impl Sandbox {
             latency: None,
             daily: None,
             forward_compat: false,
+            gzip: false,
             token_host: TokenHost::Normal,
             refuse_valid_tokens: false,
         };
@@ -361,6 +375,7 @@ impl Sandbox {
             log_len: watch::Sender::new(0),
             clock_offset: AtomicI64::new(config.clock_offset_secs),
             faults_injected: AtomicUsize::new(0),
+            connections: AtomicU64::new(0),
             stopped: watch::Sender::new(false),
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -471,6 +486,17 @@ impl Controls {
     /// changed.
     pub fn set_forward_compat(&self, on: bool) {
         self.inner.state().forward_compat = on;
+    }
+
+    /// Turns the gzip mode on or off (off by default). When on, a response with a body is sent
+    /// gzip-encoded (`Content-Encoding: gzip`, `Vary: Accept-Encoding`, the `Content-Length` of
+    /// the encoded body) when the request's `Accept-Encoding` allows gzip: it names `gzip` (or
+    /// `x-gzip`) or `*` with a q-value above 0, and does not refuse gzip with `q=0`. Other
+    /// responses go out as before, and so do the streamed bodies of [`Fault::HugeErrorBody`] and
+    /// [`Fault::EndlessBody`], `204`s and the admin routes. [`RequestRecord::gzip`] tells which
+    /// responses were encoded.
+    pub fn set_gzip(&self, on: bool) {
+        self.inner.state().gzip = on;
     }
 
     /// Shifts the sandbox's clock: from now on its "now" is the real time plus `offset_secs`

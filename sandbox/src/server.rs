@@ -90,13 +90,19 @@ pub(crate) async fn serve(
             () = stopped(&mut stop) => break,
             accepted = listener.accept() => {
                 let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok((stream, _)) => {
+                        // As servers do: without it, small HTTP/2 frames wait for the
+                        // client's delayed ACK (40 ms on Linux).
+                        let _ = stream.set_nodelay(true);
+                        stream
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "accept failed");
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     }
                 };
+                let id = inner.connections.fetch_add(1, Ordering::SeqCst) + 1;
                 let inner = inner.clone();
                 let router = router.clone();
                 let builder = builder.clone();
@@ -107,6 +113,7 @@ pub(crate) async fn serve(
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let conn = Conn {
+                            id,
                             stop: handler_stop.clone(),
                             streams: handler_streams.clone(),
                         };
@@ -156,6 +163,8 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// What the requests of one connection share with the connection's task.
 #[derive(Clone)]
 struct Conn {
+    /// The connection's number, from 1 in the order of acceptance.
+    id: u64,
     /// The stop signal.
     stop: watch::Receiver<bool>,
     /// The streamed fault bodies open on the connection.
@@ -299,7 +308,11 @@ async fn handle_request(
     conn: Conn,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, DropConnection> {
-    let Conn { mut stop, streams } = conn;
+    let Conn {
+        id: connection,
+        mut stop,
+        streams,
+    } = conn;
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -339,7 +352,11 @@ async fn handle_request(
         headers: redacted_headers(&parts.headers),
         body: body_json,
         fault: None,
+        connection,
+        version: format!("{:?}", parts.version),
+        gzip: false,
     };
+    let gzip = inner.state().gzip && accepts_gzip(&parts.headers);
 
     let (latency, fault) = {
         let mut state = inner.state();
@@ -457,8 +474,20 @@ async fn handle_request(
         log_final(inner, arrival, record);
         return Err(DropConnection);
     }
+    // A streamed body may never end, so it is never encoded.
+    let streamed = matches!(
+        fault,
+        Some(Fault::HugeErrorBody { .. } | Fault::EndlessBody)
+    );
+    let response = if gzip && !streamed {
+        let (response, encoded) = gzip_response(response).await;
+        record.gzip = encoded;
+        response
+    } else {
+        response
+    };
     record.status = Some(response.status().as_u16());
-    tracing::info!(method = %record.method, path = %record.path, status = response.status().as_u16(), "request");
+    tracing::info!(method = %record.method, path = %record.path, status = response.status().as_u16(), gzip = record.gzip, "request");
     log_final(inner, arrival, record);
     Ok(response)
 }
@@ -496,6 +525,80 @@ fn alt_success(mut response: Response<Body>, status: u16, body: Option<&str>) ->
         *response.body_mut() = Body::from(text.to_owned());
     }
     response
+}
+
+/// Whether an `Accept-Encoding` header allows gzip: it names `gzip` (or `x-gzip`) with a
+/// q-value above 0, or, when it does not name gzip at all, `*` with a q-value above 0. A
+/// q-value that is not a number counts as 0.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut gzip = None;
+    let mut any = None;
+    let items = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
+    for item in items {
+        let mut params = item.split(';');
+        let coding = params.next().unwrap_or_default().trim();
+        let q = params
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, v)| v.trim().parse::<f32>().unwrap_or(0.0));
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(q > 0.0);
+        } else if coding == "*" {
+            any = Some(q > 0.0);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
+}
+
+/// The response gzip-encoded, and whether it was: one that has no body (a `204`, an empty
+/// body) or is already encoded goes out as it is.
+async fn gzip_response(response: Response<Body>) -> (Response<Body>, bool) {
+    if response.status() == StatusCode::NO_CONTENT
+        || response.status() == StatusCode::NOT_MODIFIED
+        || response.headers().contains_key(header::CONTENT_ENCODING)
+    {
+        return (response, false);
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            tracing::debug!(%error, "could not read a response body to encode it");
+            return (Response::from_parts(parts, Body::empty()), false);
+        }
+    };
+    if bytes.is_empty() {
+        return (Response::from_parts(parts, Body::from(bytes)), false);
+    }
+    // Compressing megabytes takes milliseconds: off the connection's task.
+    let plain = bytes.clone();
+    let encoded = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(plain.len() / 4),
+            flate2::Compression::default(),
+        );
+        encoder.write_all(&plain)?;
+        encoder.finish()
+    })
+    .await;
+    let encoded = match encoded {
+        Ok(Ok(encoded)) => encoded,
+        // Only when the runtime is shutting down: the body goes out as it is.
+        Ok(Err(_)) | Err(_) => return (Response::from_parts(parts, Body::from(bytes)), false),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    parts
+        .headers
+        .append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    (Response::from_parts(parts, Body::from(encoded)), true)
 }
 
 /// Gives every error response the JSON error schema, e.g. axum's own `405` (keeping its

@@ -53,6 +53,8 @@ pub(crate) struct State {
     pub latency: Option<Duration>,
     pub daily: Option<DailyLimit>,
     pub forward_compat: bool,
+    /// Whether responses are gzip-encoded for requests that accept it.
+    pub gzip: bool,
     /// How the token route behaves.
     pub token_host: TokenHost,
     /// Whether API requests with an otherwise valid token get `401`.
@@ -182,6 +184,8 @@ pub(crate) struct Inner {
     /// Seconds added to the real clock to give the sandbox's "now".
     pub clock_offset: AtomicI64,
     pub faults_injected: AtomicUsize,
+    /// How many connections have been accepted; the number of the last one.
+    pub connections: AtomicU64,
     /// Turns true when the server has stopped accepting and its connections have closed.
     pub stopped: watch::Sender<bool>,
 }
