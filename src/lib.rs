@@ -28,7 +28,9 @@
 //! println!("created {}", created.id);
 //! # Ok(()) }
 //! ```
+#![doc = include_str!("../docs/features.md")]
 #![doc = include_str!("../docs/semver.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
