@@ -36,11 +36,10 @@ async fn main() -> Result<(), BoxError> {
 }
 
 async fn against_sandbox() -> Result<(), BoxError> {
-    let sandbox = comm100_sandbox::Sandbox::start_with(comm100_sandbox::SandboxConfig {
-        token_lifetime: Duration::from_secs(3),
-        ..Default::default()
-    })
-    .await?;
+    let sandbox = comm100_sandbox::Sandbox::builder()
+        .token_lifetime(Duration::from_secs(3))
+        .start()
+        .await?;
     let controls = sandbox.controls();
     println!(
         "sandbox     started at {} (tokens live 3 s)",

@@ -388,7 +388,7 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
     report.duplicates = by_name.values().map(|n| n - 1).sum();
     let real: HashMap<Uuid, Expected> = real
         .iter()
-        .filter_map(|s| Some((s["id"].as_str()?.parse().ok()?, Expected::from_json(s))))
+        .filter_map(|s| Some((s["id"].as_str()?.parse().ok()?, Expected::from_json(&s.raw))))
         .collect();
     let model: HashMap<Uuid, Expected> = model.into_iter().collect();
     report.lost = model.keys().filter(|id| !real.contains_key(id)).count();

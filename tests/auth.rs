@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use comm100::generated::ClientCustomerSegmentsExt as _;
 use comm100::{ApiErrorExt, Comm100, RetryPolicy};
-use comm100_sandbox::{Route, Sandbox, SandboxConfig, TokenHost, DEFAULT_EMAIL, DEFAULT_SITE_ID};
+use comm100_sandbox::{Route, Sandbox, TokenHost, DEFAULT_EMAIL, DEFAULT_SITE_ID};
 
 mod common;
 
@@ -51,12 +51,11 @@ async fn storm(
 #[tokio::test]
 async fn a_server_clock_hours_behind_or_ahead_costs_one_login() {
     for offset in [-3 * 3600, 3 * 3600] {
-        let sb = Sandbox::start_with(SandboxConfig {
-            clock_offset_secs: offset,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let sb = Sandbox::builder()
+            .clock_offset_secs(offset)
+            .start()
+            .await
+            .unwrap();
         let ctl = sb.controls();
         let c100 = client_for(&sb).build().unwrap();
         for _ in 0..20 {

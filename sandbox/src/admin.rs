@@ -28,7 +28,7 @@ pub(crate) fn router() -> Router<Arc<Inner>> {
         .route("/__sandbox/daily-limit", post(daily_limit))
         .route("/__sandbox/forward-compat", post(forward_compat))
         .route("/__sandbox/gzip", post(gzip))
-        .route("/__sandbox/agents", post(agents))
+        .route("/__sandbox/agents", get(agents_list).post(agents))
         .route("/__sandbox/requests", get(requests).delete(clear_requests))
         .route(
             "/__sandbox/segments/{site}",
@@ -36,6 +36,7 @@ pub(crate) fn router() -> Router<Arc<Inner>> {
         )
         .route("/__sandbox/odd-segments/{site}", post(odd_segments))
         .route("/__sandbox/stats", get(stats))
+        .route("/__sandbox/reset", post(reset))
         .route("/__sandbox/clock-offset", post(clock_offset))
         .route("/__sandbox/token-host", post(token_host))
         .route("/__sandbox/refuse-tokens", post(refuse_tokens))
@@ -230,13 +231,18 @@ async fn odd_segments(State(inner): State<Arc<Inner>>, Path(site): Path<String>)
 }
 
 async fn stats(State(inner): State<Arc<Inner>>) -> Response<Body> {
-    let requests = inner.log().len();
-    axum::Json(json!({
-        "faults_injected": inner.faults_injected.load(Ordering::SeqCst),
-        "token_requests": inner.token_requests(),
-        "requests": requests,
-    }))
-    .into_response()
+    axum::Json(inner.stats()).into_response()
+}
+
+/// `GET /__sandbox/agents`: [`crate::Controls::agents`].
+async fn agents_list(State(inner): State<Arc<Inner>>) -> Response<Body> {
+    axum::Json(inner.state().agent_records()).into_response()
+}
+
+/// `POST /__sandbox/reset`: [`crate::Controls::reset`].
+async fn reset(State(inner): State<Arc<Inner>>) -> Response<Body> {
+    inner.reset();
+    done()
 }
 
 #[derive(Deserialize)]

@@ -1,95 +1,13 @@
-//! A stateful fake Comm100 Live Chat server on loopback, for the quickstart and the tests.
-//!
-//! The sandbox serves the whole of `openapi/comm100.yaml` over real HTTP on `127.0.0.1`:
-//!
-//! * the token operation at `/adminwebservice/api/jwttoken/generate` on the control-panel base
-//!   ([`Sandbox::portal_url`]), and also at `/api/v3/adminwebservice/api/jwttoken/generate` so
-//!   that a tool with a single base URL can reach it;
-//! * the customer-segment operations under the API base ([`Sandbox::api_url`]),
-//!   `/api/v3/livechat/customerSegments[/{id}]`.
-//!
-//! It issues real signed JWTs in Comm100's shape, keeps segments per site, validates requests as
-//! the spec says, and injects faults on demand through [`Controls`] (or, for the binary, through
-//! admin routes under `/__sandbox/`). Every request is written to a log that tests can read,
-//! with the connection it came on and its HTTP version: connections are served with HTTP/1 and
-//! with HTTP/2 by prior knowledge (there is no TLS, so no ALPN).
-//!
-//! A segment is stored as the JSON the client sent: the known fields in the documented shape
-//! (defaults filled in, the `id` assigned), and any unknown fields, top-level or inside a
-//! condition or `alertTo`, kept as sent; every response serves it so. A PUT replaces the whole
-//! segment, unknown fields included. Records that break the request rules, as real servers
-//! send, can be stored verbatim with [`Controls::insert_raw_segment`] and
-//! [`Controls::seed_odd_segments`].
-//!
-//! ```no_run
-//! # async fn demo() -> std::io::Result<()> {
-//! let sandbox = comm100_sandbox::Sandbox::start().await?;
-//! let controls = sandbox.controls();
-//! controls.fail_next(1, comm100_sandbox::Fault::Status(503), None);
-//! println!("{} {}", sandbox.portal_url(), sandbox.api_url());
-//! sandbox.shutdown().await;
-//! # Ok(()) }
-//! ```
-//!
-//! # Admin routes
-//!
-//! The admin routes take and return JSON and are never faulted, rate limited or logged:
-//!
-//! | route | body |
-//! | --- | --- |
-//! | `POST /__sandbox/faults` | `{"n": 3, "fault": <Fault>, "route": "create"}` (`route` optional) |
-//! | `POST /__sandbox/latency` | `{"ms": 250}` or `{"ms": null}` |
-//! | `POST /__sandbox/revoke` | none |
-//! | `POST /__sandbox/token-lifetime` | `{"secs": 7200}` |
-//! | `POST /__sandbox/daily-limit` | `{"limit": 10}` or `{"limit": null}` |
-//! | `POST /__sandbox/forward-compat` | `{"on": true}` |
-//! | `POST /__sandbox/gzip` | `{"on": true}` ([`Controls::set_gzip`]) |
-//! | `POST /__sandbox/agents` | `{"email": "..", "password": "..", "site_id": 10001}` |
-//! | `GET /__sandbox/requests`, `DELETE /__sandbox/requests` | none |
-//! | `GET /__sandbox/segments/{site}` | none; returns the stored segments ([`Controls::segments`]) |
-//! | `POST /__sandbox/segments/{site}` | a segment record, any JSON object, stored verbatim; returns `{"id": ".."}` ([`Controls::insert_raw_segment`]) |
-//! | `POST /__sandbox/odd-segments/{site}` | none; returns `{"ids": [..]}` ([`Controls::seed_odd_segments`]) |
-//! | `GET /__sandbox/stats` | none; returns `{"faults_injected": n, "token_requests": n, "requests": n}` |
-//! | `POST /__sandbox/clock-offset` | `{"secs": -10800}` ([`Controls::set_clock_offset`]) |
-//! | `POST /__sandbox/token-host` | a [`TokenHost`], e.g. `"silent"` ([`Controls::set_token_host`]) |
-//! | `POST /__sandbox/refuse-tokens` | `{"on": true}` ([`Controls::set_refuse_valid_tokens`]) |
-//!
-//! A [`Fault`] is written in JSON as `{"status": 503}`, `{"rate_limited": {"retry_after": "1"}}`,
-//! `"drop_before_handling"`, `"drop_after_handling"`,
-//! `{"odd_body": {"status": 400, "body": "relaxed"}}` (or `"html"`, `"empty"`),
-//! `{"latency": 250}` (milliseconds),
-//! `{"huge_error_body": {"status": 500, "bytes": 268435456}}`, `"endless_body"`, `"hang"` or
-//! `{"alt_success": {"status": 200, "body": "Deleted"}}` (`body` may be `null` or left out; a
-//! `status` outside `200..=299` is refused with `400`). A [`Route`] is one of `"token"`,
-//! `"list"`, `"get"`, `"create"`, `"update"`, `"delete"`. A [`TokenHost`] is `"normal"`,
-//! `{"slow": 250}` (milliseconds),
-//! `{"refusing": {"status": 503, "message": "..", "retry_after": "7"}}` (`retry_after` optional)
-//! or `"silent"`.
-//!
-//! # Hostile modes
-//!
-//! Besides one-off faults, the sandbox can behave as real servers sometimes do, until told
-//! otherwise:
-//!
-//! * **A skewed clock** ([`Controls::set_clock_offset`], [`SandboxConfig::clock_offset_secs`]):
-//!   the sandbox's "now" is the real time plus an offset, for the `nbf`, `iat` and `exp` of the
-//!   tokens it issues, for checking them, and for the `Date` header of every response.
-//! * **A troubled token host** ([`Controls::set_token_host`]): slow, refusing every login, or
-//!   silent (it reads the request and never answers).
-//! * **Transport limits**, as one-off faults: an error page far larger than memory
-//!   ([`Fault::HugeErrorBody`]), a body that never ends ([`Fault::EndlessBody`]), a request
-//!   never answered ([`Fault::Hang`]) and another `2xx` than the documented one
-//!   ([`Fault::AltSuccess`]).
-//! * **Compressed responses** ([`Controls::set_gzip`]): responses are gzip-encoded for the
-//!   requests that accept it, as most real servers do.
-//! * **Fresh tokens refused** ([`Controls::set_refuse_valid_tokens`]): logins succeed, but the API
-//!   answers `401` ([`REFUSED_TOKEN_MESSAGE`]) to every valid token.
-
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod admin;
+mod config;
 mod jwt;
+#[cfg(test)]
+mod modes_table;
+mod records;
 mod segments;
 mod server;
 mod state;
@@ -105,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use crate::config::{SandboxBuilder, SandboxConfig, Seed};
+pub use crate::records::{AgentRecord, AlertToRecord, ConditionRecord, SegmentRecord, Stats};
 use crate::state::{DailyLimit, Inner, PendingFault, State};
 
 /// The email of the seeded agent.
@@ -120,29 +40,8 @@ pub const DAILY_LIMIT_MESSAGE: &str =
 /// [`Controls::set_refuse_valid_tokens`] is on.
 pub const REFUSED_TOKEN_MESSAGE: &str = "The agent is not allowed to use the API.";
 
-/// How a sandbox starts.
-#[derive(Clone, Debug)]
-pub struct SandboxConfig {
-    /// The port to bind on `127.0.0.1`; `0` picks a free one. Default `0`.
-    pub port: u16,
-    /// The lifetime of the tokens issued. Default 2 hours, as Comm100's sample token.
-    pub token_lifetime: Duration,
-    /// The clock offset to start with, in seconds; see [`Controls::set_clock_offset`].
-    /// Default `0`.
-    pub clock_offset_secs: i64,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        Self {
-            port: 0,
-            token_lifetime: Duration::from_secs(2 * 60 * 60),
-            clock_offset_secs: 0,
-        }
-    }
-}
-
-/// A fault to inject into a request.
+/// A fault to inject into a request; see [`Controls::fail_next`].
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
@@ -248,6 +147,7 @@ pub enum TokenHost {
 }
 
 /// Error bodies in the odd shapes real servers send.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OddBody {
@@ -261,6 +161,7 @@ pub enum OddBody {
 }
 
 /// An operation of the API, for routing faults and reading the log.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Route {
@@ -279,6 +180,7 @@ pub enum Route {
 }
 
 /// One request as the sandbox saw it.
+#[non_exhaustive]
 #[derive(Clone, Debug, Serialize)]
 pub struct RequestRecord {
     /// The method, e.g. `POST`.
@@ -342,7 +244,14 @@ impl Sandbox {
         Self::start_with(SandboxConfig::default()).await
     }
 
-    /// Starts a sandbox on `127.0.0.1` with the given configuration.
+    /// A builder for a sandbox with seed data or another configuration:
+    /// `Sandbox::builder().agent(..).segment(..).start().await`.
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::default()
+    }
+
+    /// Starts a sandbox on `127.0.0.1` with the given configuration: the default agent, then
+    /// the configuration's seed, in place before the first request.
     pub async fn start_with(config: SandboxConfig) -> std::io::Result<Sandbox> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
         let addr = listener.local_addr()?;
@@ -364,11 +273,14 @@ impl Sandbox {
             refuse_valid_tokens: false,
         };
         state.add_agent(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID);
+        config.seed.apply(&mut state);
         let inner = Arc::new(Inner {
             secret: state::random_secret(),
             issuer: addr.to_string(),
             portal_url,
             api_url,
+            initial: state.clone(),
+            initial_clock_offset: config.clock_offset_secs,
             state: std::sync::Mutex::new(state),
             log: std::sync::Mutex::new(Vec::new()),
             log_epoch: AtomicU64::new(0),
@@ -552,11 +464,60 @@ impl Controls {
         self.inner.token_requests()
     }
 
-    /// The segments stored for a site, as the JSON the API serves (unknown fields included;
-    /// the forward-compatibility mode does not apply), sorted by order (and by creation among
-    /// equal orders).
-    pub fn segments(&self, site_id: i64) -> Vec<serde_json::Value> {
-        self.inner.state().segments_json(site_id)
+    /// The segments stored for a site, sorted by order (and by creation among equal orders),
+    /// typed, each with the JSON the API serves for it ([`SegmentRecord::raw`], unknown fields
+    /// included; the forward-compatibility mode does not apply).
+    pub fn segments(&self, site_id: i64) -> Vec<SegmentRecord> {
+        self.inner
+            .state()
+            .sorted_segments(site_id)
+            .into_iter()
+            .map(|s| SegmentRecord::new(s.id, serde_json::Value::Object(s.json)))
+            .collect()
+    }
+
+    /// The segment of `site_id` with this id, if there is one.
+    pub fn segment(&self, site_id: i64, id: uuid::Uuid) -> Option<SegmentRecord> {
+        let state = self.inner.state();
+        let segment = state.sites.get(&site_id)?.iter().find(|s| s.id == id)?;
+        Some(SegmentRecord::new(
+            segment.id,
+            serde_json::Value::Object(segment.json.clone()),
+        ))
+    }
+
+    /// The agents who can log in, in the order they were added (the default agent first).
+    pub fn agents(&self) -> Vec<AgentRecord> {
+        self.inner.state().agent_records()
+    }
+
+    /// The ids of the sites, in increasing order: a site exists once an agent or a segment
+    /// names it, or the seed does.
+    pub fn sites(&self) -> Vec<i64> {
+        let mut sites: Vec<i64> = self.inner.state().sites.keys().copied().collect();
+        sites.sort_unstable();
+        sites
+    }
+
+    /// The counters: faults injected, token requests and requests in the log.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// Puts the sandbox back as it was when it started, for the next test:
+    ///
+    /// * the agents, sites and segments are those of the start (the default agent and the
+    ///   seed), with the same ids;
+    /// * every token issued so far is forgotten, so it gets `401` as a revoked one would;
+    /// * the queued faults are dropped, and every mode is back to its start: no latency, no
+    ///   daily limit, forward compatibility, gzip and the refusal of valid tokens off, a normal
+    ///   token host, the token lifetime and clock offset of the configuration;
+    /// * the request log is emptied and the counters ([`Controls::stats`]) are zero.
+    ///
+    /// The address, the signing secret and the connection numbers stay; a request in flight
+    /// (held by [`Fault::Hang`] or a silent token host) stays held, and is not logged again.
+    pub fn reset(&self) {
+        self.inner.reset();
     }
 
     /// Stores `segment` verbatim as a segment of `site_id` (creating the site), without
@@ -570,7 +531,7 @@ impl Controls {
     ///   were the site's maximum plus 1 at insertion; that order is not written into the record.
     ///
     /// The list and get routes serve the record exactly as stored (the forward-compatibility
-    /// mode aside), and [`Controls::segments`] returns it so. It can be updated (the PUT body is
+    /// mode aside), and [`Controls::segments`] returns it so (in [`SegmentRecord::raw`]). It can be updated (the PUT body is
     /// validated as usual and replaces it) and deleted through the API like any other segment.
     ///
     /// # Panics

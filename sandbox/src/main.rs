@@ -2,14 +2,50 @@
 
 #![forbid(unsafe_code)]
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use comm100_sandbox::{DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID, Sandbox, SandboxConfig};
+use comm100_sandbox::{Sandbox, Seed};
 
-/// A stateful fake Comm100 Live Chat server on loopback.
+/// The admin routes, for `--help`; the README's tables say what each does.
+const ADMIN_ROUTES: &str = "\
+Admin routes (JSON bodies; never faulted, limited or logged; see the crate's README):
+  POST   /__sandbox/faults              {\"n\":1,\"fault\":{\"status\":503},\"route\":\"create\"}
+  POST   /__sandbox/latency             {\"ms\":250} or {\"ms\":null}
+  POST   /__sandbox/revoke
+  POST   /__sandbox/token-lifetime      {\"secs\":7200}
+  POST   /__sandbox/daily-limit         {\"limit\":10} or {\"limit\":null}
+  POST   /__sandbox/forward-compat      {\"on\":true}
+  POST   /__sandbox/gzip                {\"on\":true}
+  POST   /__sandbox/clock-offset        {\"secs\":-10800}
+  POST   /__sandbox/token-host          \"normal\", {\"slow\":250}, {\"refusing\":{\"status\":503,\"message\":\"..\"}} or \"silent\"
+  POST   /__sandbox/refuse-tokens       {\"on\":true}
+  GET    /__sandbox/agents
+  POST   /__sandbox/agents              {\"email\":\"..\",\"password\":\"..\",\"site_id\":20000}
+  GET    /__sandbox/segments/{site}
+  POST   /__sandbox/segments/{site}     any JSON object, stored verbatim; returns {\"id\":\"..\"}
+  POST   /__sandbox/odd-segments/{site} returns {\"ids\":[..]}
+  GET    /__sandbox/requests            the request log
+  DELETE /__sandbox/requests
+  GET    /__sandbox/stats
+  POST   /__sandbox/reset               back to the start: seed, modes, log
+
+Faults (the \"fault\" of /__sandbox/faults; \"route\" is optional: token, list, get, create,
+update or delete; \"n\" defaults to 1):
+  {\"status\":503}  {\"rate_limited\":{\"retry_after\":\"1\"}}  \"drop_before_handling\"  \"drop_after_handling\"
+  {\"odd_body\":{\"status\":400,\"body\":\"relaxed\"}} (or \"html\", \"empty\")  {\"latency\":250}
+  {\"huge_error_body\":{\"status\":500,\"bytes\":268435456}}  \"endless_body\"  \"hang\"
+  {\"alt_success\":{\"status\":200,\"body\":\"Deleted\"}}
+
+Seed file (--seed):
+  {\"agents\": [{\"email\": \"sync@example.com\", \"password\": \"sync-password\", \"site_id\": 20000}],
+   \"sites\": [{\"site_id\": 20000, \"segments\": [{\"name\": \"VIP\", \"order\": 1}], \"odd_segments\": false}]}";
+
+/// A fake Comm100 Live Chat API v3 server on 127.0.0.1: real JWTs, customer segments per site,
+/// a request log, and faults and hostile modes set through the admin routes below.
 #[derive(Debug, Parser)]
-#[command(name = "comm100-sandbox", version, about)]
+#[command(name = "comm100-sandbox", version, after_help = ADMIN_ROUTES)]
 struct Args {
     /// The port to listen on, on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8089)]
@@ -21,6 +57,17 @@ struct Args {
     /// negative puts the sandbox behind the client, e.g. -10800 for 3 hours.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     clock_offset_secs: i64,
+    /// A JSON file of agents, sites and segments to start with (the format is below).
+    #[arg(long, value_name = "FILE")]
+    seed: Option<PathBuf>,
+}
+
+/// The seed in a file, or a message that names the file.
+fn read_seed(path: &PathBuf) -> Result<Seed, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the seed file {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("the seed file {} is not valid: {e}", path.display()))
 }
 
 #[tokio::main]
@@ -34,16 +81,30 @@ async fn main() -> std::io::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
-    let sandbox = Sandbox::start_with(SandboxConfig {
-        port: args.port,
-        token_lifetime: Duration::from_secs(args.token_lifetime_secs),
-        clock_offset_secs: args.clock_offset_secs,
-    })
-    .await?;
+    let seed = match args.seed.as_ref().map(read_seed).transpose() {
+        Ok(seed) => seed.unwrap_or_default(),
+        Err(message) => {
+            eprintln!("comm100-sandbox: {message}");
+            std::process::exit(2);
+        }
+    };
+    let sandbox = Sandbox::builder()
+        .port(args.port)
+        .token_lifetime(Duration::from_secs(args.token_lifetime_secs))
+        .clock_offset_secs(args.clock_offset_secs)
+        .seed(seed)
+        .start()
+        .await?;
     println!("comm100 sandbox listening");
     println!("  control-panel base: {}", sandbox.portal_url());
     println!("  API base:           {}", sandbox.api_url());
-    println!("  agent:              {DEFAULT_EMAIL} / {DEFAULT_PASSWORD}, site {DEFAULT_SITE_ID}");
+    let controls = sandbox.controls();
+    for agent in controls.agents() {
+        println!(
+            "  agent:              {} / {}, site {}",
+            agent.email, agent.password, agent.site_id
+        );
+    }
     println!(
         "  admin routes:       {}/__sandbox/...",
         sandbox.portal_url()

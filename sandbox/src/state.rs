@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::segments::{self, Segment};
-use crate::{Fault, RequestRecord, Route, TokenHost, jwt};
+use crate::{AgentRecord, Fault, RequestRecord, Route, Stats, TokenHost, jwt};
 
 /// The latest instant an HTTP date can name, 9999-12-31T23:59:59Z, in Unix seconds.
 const MAX_HTTP_DATE_SECS: i64 = 253_402_300_799;
@@ -40,7 +40,7 @@ pub(crate) struct DailyLimit {
 }
 
 /// Everything that changes, behind one lock. The lock is never held across an `.await`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct State {
     pub agents: Vec<Agent>,
     pub next_agent_id: i64,
@@ -96,6 +96,19 @@ impl State {
             });
         }
         self.sites.entry(site_id).or_default();
+    }
+
+    /// The agents, in the order they were added.
+    pub(crate) fn agent_records(&self) -> Vec<AgentRecord> {
+        self.agents
+            .iter()
+            .map(|a| AgentRecord {
+                id: a.id,
+                email: a.email.clone(),
+                password: a.password.clone(),
+                site_id: a.site_id,
+            })
+            .collect()
     }
 
     /// The segments of a site, sorted by order (and by creation among equal orders).
@@ -176,6 +189,10 @@ pub(crate) struct Inner {
     pub api_url: String,
     pub issuer: String,
     pub state: Mutex<State>,
+    /// The state at the start, seeded, for [`Inner::reset`].
+    pub initial: State,
+    /// The clock offset at the start, for [`Inner::reset`].
+    pub initial_clock_offset: i64,
     pub log: Mutex<Vec<RequestRecord>>,
     /// Bumped, under the log's lock, each time the log is emptied, so that a [`LogSlot`] taken
     /// before cannot name a record written after.
@@ -235,6 +252,24 @@ impl Inner {
             self.log_epoch.fetch_add(1, Ordering::SeqCst);
         }
         self.log_len.send_replace(0);
+    }
+
+    /// Puts the state back as it was at the start; see [`crate::Controls::reset`].
+    pub(crate) fn reset(&self) {
+        *self.state() = self.initial.clone();
+        self.clock_offset
+            .store(self.initial_clock_offset, Ordering::SeqCst);
+        self.faults_injected.store(0, Ordering::SeqCst);
+        self.clear_log();
+    }
+
+    /// The counters.
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
+            faults_injected: self.faults_injected.load(Ordering::SeqCst),
+            token_requests: self.token_requests(),
+            requests: self.log().len(),
+        }
     }
 
     /// How many requests in the log went to the token endpoint.

@@ -39,12 +39,11 @@ async fn token_has_comm100_shape() {
 
 #[tokio::test]
 async fn token_lifetime_is_configurable() {
-    let sb = Sandbox::start_with(comm100_sandbox::SandboxConfig {
-        token_lifetime: Duration::from_secs(60),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sb = Sandbox::builder()
+        .token_lifetime(Duration::from_secs(60))
+        .start()
+        .await
+        .unwrap();
     let claims = decode_part(&token(&sb).await, 1);
     assert_eq!(
         claims["exp"].as_i64().unwrap() - claims["nbf"].as_i64().unwrap(),
@@ -378,7 +377,7 @@ async fn create_get_list_update_delete() {
         json!({"agentIds": [], "departmentIds": []})
     );
     let stored = sb.controls().segments(DEFAULT_SITE_ID);
-    assert_eq!(stored[0], updated);
+    assert_eq!(stored[0].raw, updated);
 
     // An explicit order on PUT is taken.
     let mut reorder = segment("renamed");

@@ -766,6 +766,7 @@ async fn shutdown_and_drop_stop_the_server() {
     assert_eq!(controls.token_requests(), 1);
 }
 
+#[cfg(feature = "binary")]
 #[test]
 fn the_binary_prints_its_urls_and_credentials_and_serves_them() {
     let binary = Binary::spawn(&["--port", "0", "--token-lifetime-secs", "60"]);

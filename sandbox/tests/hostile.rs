@@ -10,8 +10,7 @@ use std::ops::RangeInclusive;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use comm100_sandbox::{
-    Controls, DEFAULT_SITE_ID, Fault, REFUSED_TOKEN_MESSAGE, Route, Sandbox, SandboxConfig,
-    TokenHost,
+    Controls, DEFAULT_SITE_ID, Fault, REFUSED_TOKEN_MESSAGE, Route, Sandbox, TokenHost,
 };
 use common::*;
 use serde_json::{Value, json};
@@ -182,17 +181,17 @@ async fn tokens_are_checked_on_the_shifted_clock() {
 
 #[tokio::test]
 async fn a_configured_clock_offset_applies_from_the_start() {
-    let sb = Sandbox::start_with(SandboxConfig {
-        clock_offset_secs: THREE_HOURS_BEHIND,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sb = Sandbox::builder()
+        .clock_offset_secs(THREE_HOURS_BEHIND)
+        .start()
+        .await
+        .unwrap();
     assert_eq!(sb.controls().clock_offset(), THREE_HOURS_BEHIND);
     let token = login_at_offset(&token_url(&sb), THREE_HOURS_BEHIND).await;
     assert_eq!(list(&sb, Some(&token)).await.status(), 200);
 }
 
+#[cfg(feature = "binary")]
 #[test]
 fn the_binary_takes_a_negative_clock_offset() {
     let binary = Binary::spawn(&["--port", "0", "--clock-offset-secs", "-10800"]);

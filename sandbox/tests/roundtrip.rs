@@ -57,7 +57,10 @@ async fn expect_served(sb: &Sandbox, token: &str, id: &str, expected: &Value) {
         .collect();
     assert_eq!(listed, [expected], "list");
     let stored = sb.controls().segments(DEFAULT_SITE_ID);
-    assert!(stored.contains(expected), "controls: {stored:?}");
+    assert!(
+        stored.iter().any(|s| &s.raw == expected),
+        "controls: {stored:?}"
+    );
 }
 
 /// `base` with the top-level fields of `patch` set.

@@ -129,6 +129,23 @@ pub async fn delete(url: &str, token: &str) -> reqwest::Response {
         .expect("a delete response")
 }
 
+/// `GET url`, with the bearer token when one is given.
+pub async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
+    let request = client().get(url);
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    request.send().await.expect("a response")
+}
+
+/// `GET url`, with the bearer token when one is given, expecting `200` and JSON.
+pub async fn get_ok<T: serde::de::DeserializeOwned>(url: &str, token: Option<&str>) -> T {
+    let response = get(url, token).await;
+    assert_eq!(response.status(), 200, "GET {url}");
+    response.json().await.expect("a JSON body")
+}
+
 /// Posts `body` to the admin route `/__sandbox/{path}`.
 pub async fn admin_post(sb: &Sandbox, path: &str, body: Value) -> reqwest::Response {
     client()
@@ -178,9 +195,10 @@ pub fn default_credentials() -> Value {
 }
 
 /// The sandbox binary, running; killed on drop, even when an assertion fails.
+#[cfg(feature = "binary")]
 pub struct Binary {
     child: std::process::Child,
-    /// What it printed up to and including the `agent:` line.
+    /// What it printed up to and including the `admin routes:` line.
     pub printed: Vec<String>,
     /// The control-panel base it printed.
     pub portal: String,
@@ -188,6 +206,7 @@ pub struct Binary {
     pub api: String,
 }
 
+#[cfg(feature = "binary")]
 impl Binary {
     /// Starts the binary with these arguments and reads the URLs it prints.
     pub fn spawn(args: &[&str]) -> Binary {
@@ -209,7 +228,7 @@ impl Binary {
         };
         for line in BufReader::new(stdout).lines() {
             let line = line.unwrap();
-            let done = line.contains("agent:");
+            let done = line.contains("admin routes:");
             binary.printed.push(line);
             if done {
                 break;
@@ -231,6 +250,7 @@ impl Binary {
     }
 }
 
+#[cfg(feature = "binary")]
 impl Drop for Binary {
     fn drop(&mut self) {
         let _ = self.child.kill();

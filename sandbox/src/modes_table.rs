@@ -1,0 +1,142 @@
+//! The README's table of faults and modes has one row for each: a `Fault` variant (matched
+//! exhaustively, so that a new one cannot be left out), a `TokenHost` mode, or a `Controls`
+//! method that sets a mode.
+
+use std::time::Duration;
+
+use crate::{Fault, OddBody, TokenHost};
+
+/// What names a fault in the table: its Rust path and the start of its JSON, in a code span.
+fn fault_names(fault: &Fault) -> [&'static str; 2] {
+    match fault {
+        Fault::Status(_) => ["Fault::Status", "`{\"status\""],
+        Fault::RateLimited { .. } => ["Fault::RateLimited", "`{\"rate_limited\""],
+        Fault::DropBeforeHandling => ["Fault::DropBeforeHandling", "`\"drop_before_handling\"`"],
+        Fault::DropAfterHandling => ["Fault::DropAfterHandling", "`\"drop_after_handling\"`"],
+        Fault::OddBody { .. } => ["Fault::OddBody", "`{\"odd_body\""],
+        Fault::Latency(_) => ["Fault::Latency", "`{\"latency\""],
+        Fault::HugeErrorBody { .. } => ["Fault::HugeErrorBody", "`{\"huge_error_body\""],
+        Fault::EndlessBody => ["Fault::EndlessBody", "`\"endless_body\"`"],
+        Fault::Hang => ["Fault::Hang", "`\"hang\"`"],
+        Fault::AltSuccess { .. } => ["Fault::AltSuccess", "`{\"alt_success\""],
+    }
+}
+
+/// What names a token-host mode in the table; the normal host is the absence of a mode.
+fn token_host_names(host: &TokenHost) -> Option<[&'static str; 2]> {
+    match host {
+        TokenHost::Normal => None,
+        TokenHost::Slow(_) => Some(["TokenHost::Slow", "{\"slow\""]),
+        TokenHost::Refusing { .. } => Some(["TokenHost::Refusing", "{\"refusing\""]),
+        TokenHost::Silent => Some(["TokenHost::Silent", "\"silent\""]),
+    }
+}
+
+/// The rows of the table under "## Faults and modes", header and rule left out.
+fn rows() -> Vec<&'static str> {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split("\n## Faults and modes\n")
+        .nth(1)
+        .expect("a section \"Faults and modes\"");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    section
+        .lines()
+        .skip_while(|line| !line.starts_with('|'))
+        .take_while(|line| line.starts_with('|'))
+        .skip(2)
+        .collect()
+}
+
+fn in_one_row(rows: &[&str], name: &str) {
+    let found: Vec<&&str> = rows.iter().filter(|row| row.contains(name)).collect();
+    assert_eq!(found.len(), 1, "{name} in one row of the table: {found:#?}");
+}
+
+#[test]
+fn every_fault_and_mode_has_one_row() {
+    let rows = rows();
+    let faults = [
+        Fault::Status(503),
+        Fault::RateLimited {
+            retry_after: "1".into(),
+        },
+        Fault::DropBeforeHandling,
+        Fault::DropAfterHandling,
+        Fault::OddBody {
+            status: 400,
+            body: OddBody::Relaxed,
+        },
+        Fault::Latency(Duration::from_millis(250)),
+        Fault::HugeErrorBody {
+            status: 500,
+            bytes: 1,
+        },
+        Fault::EndlessBody,
+        Fault::Hang,
+        Fault::AltSuccess {
+            status: 200,
+            body: None,
+        },
+    ];
+    let hosts = [
+        TokenHost::Normal,
+        TokenHost::Slow(Duration::ZERO),
+        TokenHost::Refusing {
+            status: 503,
+            message: String::new(),
+            retry_after: None,
+        },
+        TokenHost::Silent,
+    ];
+    let mut names: Vec<&str> = faults.iter().flat_map(fault_names).collect();
+    names.extend(hosts.iter().filter_map(token_host_names).flatten());
+    names.extend([
+        "set_latency(",
+        "/__sandbox/latency",
+        "revoke_tokens(",
+        "/__sandbox/revoke",
+        "set_token_lifetime(",
+        "/__sandbox/token-lifetime",
+        "set_daily_limit(",
+        "/__sandbox/daily-limit",
+        "set_forward_compat(",
+        "/__sandbox/forward-compat",
+        "set_gzip(",
+        "/__sandbox/gzip",
+        "set_clock_offset(",
+        "/__sandbox/clock-offset",
+        "set_refuse_valid_tokens(",
+        "/__sandbox/refuse-tokens",
+        "insert_raw_segment(",
+        "/__sandbox/segments/{site}",
+        "seed_odd_segments(",
+        "/__sandbox/odd-segments/{site}",
+    ]);
+    for name in &names {
+        in_one_row(&rows, name);
+    }
+    // The slow, refusing and silent token host each have a row, sharing the admin route.
+    let token_host_rows = rows
+        .iter()
+        .filter(|row| row.contains("/__sandbox/token-host"))
+        .count();
+    assert_eq!(token_host_rows, 3);
+    // 10 faults, 3 token hosts and 10 other modes, and nothing else.
+    assert_eq!(rows.len(), 23, "{rows:#?}");
+}
+
+#[test]
+fn the_json_of_each_fault_row_is_that_fault() {
+    let fault_rows = rows().into_iter().filter(|row| row.contains("`Fault::"));
+    let mut seen = 0;
+    for row in fault_rows {
+        let binary = row.trim_end_matches('|').rsplit(" | ").next().unwrap();
+        let json = binary.split('`').nth(1).expect("a code span");
+        let fault: Fault = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        let [rust, _] = fault_names(&fault);
+        assert!(row.contains(rust), "{json} is not the fault of {row}");
+        seen += 1;
+    }
+    assert_eq!(seen, 10);
+}

@@ -1,0 +1,148 @@
+//! Typed views of the sandbox's state, as [`crate::Controls`] returns them.
+
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::segments::parse_uuid;
+
+/// A stored segment: its known fields, typed, and the whole record as the API serves it.
+///
+/// A known field is `None` when the record lacks it, holds `null`, or holds a value of another
+/// type (an odd record's, see [`crate::Controls::seed_odd_segments`]); [`SegmentRecord::raw`]
+/// keeps every field as stored, unknown ones included. Indexing reads the raw record,
+/// `record["priority"]` (`Value::Null` when absent), and the record serialises as it.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentRecord {
+    /// The id the API's paths name.
+    pub id: Uuid,
+    /// `name`.
+    pub name: Option<String>,
+    /// `color`, e.g. `339FD9`.
+    pub color: Option<String>,
+    /// `isEnable`.
+    pub is_enable: Option<bool>,
+    /// `order`.
+    pub order: Option<i64>,
+    /// `description`.
+    pub description: Option<String>,
+    /// `conditionMetType`, e.g. `all`.
+    pub condition_met_type: Option<String>,
+    /// `logicalExpression`.
+    pub logical_expression: Option<String>,
+    /// `conditions`.
+    pub conditions: Option<Vec<ConditionRecord>>,
+    /// `alertTo`.
+    pub alert_to: Option<AlertToRecord>,
+    /// The record as stored and served: a JSON object.
+    pub raw: Value,
+}
+
+/// A condition of a [`SegmentRecord`]; its unknown fields are in the segment's
+/// [`SegmentRecord::raw`].
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConditionRecord {
+    /// `field`, e.g. `CurrentPageUrl`.
+    pub field: Option<String>,
+    /// `operator`, e.g. `include`.
+    pub operator: Option<String>,
+    /// `value`.
+    pub value: Option<String>,
+    /// `order`.
+    pub order: Option<i64>,
+}
+
+/// The `alertTo` of a [`SegmentRecord`].
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertToRecord {
+    /// `agentIds`.
+    pub agent_ids: Option<Vec<i64>>,
+    /// `departmentIds`.
+    pub department_ids: Option<Vec<Uuid>>,
+}
+
+fn string(v: &Value, key: &str) -> Option<String> {
+    v.get(key)?.as_str().map(str::to_owned)
+}
+
+fn list<T>(v: Option<&Value>, item: impl Fn(&Value) -> Option<T>) -> Option<Vec<T>> {
+    v?.as_array()?.iter().map(item).collect()
+}
+
+impl SegmentRecord {
+    pub(crate) fn new(id: Uuid, raw: Value) -> Self {
+        let conditions = list(raw.get("conditions"), |c| {
+            c.is_object().then(|| ConditionRecord {
+                field: string(c, "field"),
+                operator: string(c, "operator"),
+                value: string(c, "value"),
+                order: c.get("order").and_then(Value::as_i64),
+            })
+        });
+        let alert_to = raw
+            .get("alertTo")
+            .filter(|a| a.is_object())
+            .map(|a| AlertToRecord {
+                agent_ids: list(a.get("agentIds"), Value::as_i64),
+                department_ids: list(a.get("departmentIds"), |d| d.as_str().and_then(parse_uuid)),
+            });
+        Self {
+            id,
+            name: string(&raw, "name"),
+            color: string(&raw, "color"),
+            is_enable: raw.get("isEnable").and_then(Value::as_bool),
+            order: raw.get("order").and_then(Value::as_i64),
+            description: string(&raw, "description"),
+            condition_met_type: string(&raw, "conditionMetType"),
+            logical_expression: string(&raw, "logicalExpression"),
+            conditions,
+            alert_to,
+            raw,
+        }
+    }
+}
+
+impl std::ops::Index<&str> for SegmentRecord {
+    type Output = Value;
+
+    /// The field of the raw record, `Value::Null` when absent.
+    fn index(&self, key: &str) -> &Value {
+        &self.raw[key]
+    }
+}
+
+impl Serialize for SegmentRecord {
+    /// As [`SegmentRecord::raw`].
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(s)
+    }
+}
+
+/// An agent who can log in; see [`crate::Controls::agents`].
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AgentRecord {
+    /// The `agentId` of the agent's tokens: 1, 2, ... in the order agents were added.
+    pub id: i64,
+    /// The email to log in with (matched case-insensitively).
+    pub email: String,
+    /// The password.
+    pub password: String,
+    /// The site the agent logs in to.
+    pub site_id: i64,
+}
+
+/// Counters; see [`crate::Controls::stats`].
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// How many requests a queued fault has hit ([`crate::Controls::faults_injected`]).
+    pub faults_injected: usize,
+    /// How many requests in the log went to the token endpoint.
+    pub token_requests: usize,
+    /// How many requests the log holds.
+    pub requests: usize,
+}
