@@ -298,14 +298,21 @@ fn wrapper_error(error: &progenitor_client::Error<types::Error>) -> Option<&Erro
     else {
         return None;
     };
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        if let Some(ours) = cause.downcast_ref::<Error>() {
-            return Some(ours);
+    Error::behind(e)
+}
+
+impl Error {
+    /// The wrapper's error in the source chain of a `reqwest::Error` that the hooks made.
+    pub(crate) fn behind(error: &reqwest::Error) -> Option<&Error> {
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            if let Some(ours) = cause.downcast_ref::<Error>() {
+                return Some(ours);
+            }
+            source = cause.source();
         }
-        source = cause.source();
+        None
     }
-    None
 }
 
 /// The operation id a failed login is reported under.

@@ -100,9 +100,13 @@ impl TokenSource for PasswordLogin {
                         .and_then(|v| v.to_str().ok())
                         .and_then(crate::retry::parse_retry_after),
                 }),
-                Err(progenitor_client::Error::ResponseBodyError(e)) if is_too_large(&e) => Err(
-                    Error::BadToken("the token response is larger than any token response"),
-                ),
+                Err(progenitor_client::Error::ResponseBodyError(e))
+                    if matches!(Error::behind(&e), Some(Error::BodyTooLarge { .. })) =>
+                {
+                    Err(Error::BadToken(
+                        "the token response is larger than any token response",
+                    ))
+                }
                 Err(
                     progenitor_client::Error::CommunicationError(e)
                     | progenitor_client::Error::ResponseBodyError(e),
@@ -119,16 +123,4 @@ impl TokenSource for PasswordLogin {
             }
         })
     }
-}
-
-/// Whether a body error is the hooks' limit on body size.
-fn is_too_large(error: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if matches!(cause.downcast_ref(), Some(Error::BodyTooLarge { .. })) {
-            return true;
-        }
-        source = cause.source();
-    }
-    false
 }
