@@ -133,8 +133,6 @@ async fn execute(
     deadline: tokio::time::Instant,
 ) -> reqwest::Result<Response> {
     let method = request.method().clone();
-    // The URL carries no secret (the token travels in a header), so it may be traced.
-    let url = request.url().clone();
     // The token goes to the API origin and nowhere else.
     let auth = inner.auth.as_ref().filter(|_| {
         inner
@@ -176,7 +174,8 @@ async fn execute(
                 .insert(AUTHORIZATION, token.bearer().clone());
         }
 
-        let span = attempt_span(&method, &url, operation_id, sent);
+        // The URL carries no secret (the token travels in a header), so it may be traced.
+        let span = attempt_span(&method, this.url(), operation_id, sent);
         sent += 1;
         let result = client.execute(this).instrument(span.clone()).await;
         record_outcome(&span, &result);
