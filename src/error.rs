@@ -270,12 +270,7 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            progenitor_client::Error::ErrorResponse(rv) => rv
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)?
-                .to_str()
-                .ok()
-                .and_then(crate::retry::parse_retry_after),
+            progenitor_client::Error::ErrorResponse(rv) => crate::retry::retry_after(rv.headers()),
             _ => None,
         }
     }

@@ -212,11 +212,7 @@ async fn execute(
                     && (retry::is_idempotent(&method)
                         || response.status() == StatusCode::TOO_MANY_REQUESTS) =>
             {
-                let retry_after = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(retry::parse_retry_after);
+                let retry_after = retry::retry_after(response.headers());
                 let status = response.status().as_u16();
                 match policy.delay(attempt, retry_after).filter(|d| fits(*d)) {
                     Some(delay) => {

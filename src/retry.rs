@@ -105,6 +105,11 @@ pub(crate) fn never_sent(error: &reqwest::Error) -> bool {
     error.is_connect()
 }
 
+/// The wait a response's `Retry-After` header asks for, if it has a readable one.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    parse_retry_after(headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?)
+}
+
 /// `Retry-After` as seconds or as an HTTP date.
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use reqwest::header::{DATE, RETRY_AFTER};
+use reqwest::header::DATE;
 
 use super::{SensitiveString, Token};
 use crate::error::Error;
@@ -94,11 +94,7 @@ impl TokenSource for PasswordLogin {
                     status: rv.status(),
                     code: rv.code,
                     message: rv.message.clone().unwrap_or_default(),
-                    retry_after: rv
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(crate::retry::parse_retry_after),
+                    retry_after: crate::retry::retry_after(rv.headers()),
                 }),
                 Err(progenitor_client::Error::ResponseBodyError(e))
                     if matches!(Error::behind(&e), Some(Error::BodyTooLarge { .. })) =>
