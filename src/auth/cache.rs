@@ -13,16 +13,21 @@
 //!   repeating cannot fix and may make worse, than after a transport failure, a timeout or a
 //!   `5xx`. A `Retry-After` from the token host lengthens it.
 //! * **No re-login storms.** A `401` on the current token forces one refresh, shared by every
-//!   request that saw it. If the token that refresh fetched is refused as well before the
-//!   server ever accepted it (a revoked agent, a missing permission: the server refuses fresh
-//!   tokens), its `401` goes to the caller, and another forced refresh waits until
-//!   [`FORCED_REFRESH_INTERVAL`] has passed since the last one. A token the server had accepted
-//!   and then refuses was revoked: it is replaced at once.
+//!   request that saw it. Forced refreshes are at least [`FORCED_REFRESH_INTERVAL`] apart,
+//!   whatever the server did with the token before: a `401` within the interval goes to the
+//!   caller. So an endpoint that refuses every token (a missing permission) costs at most one
+//!   extra login a minute, however its calls interleave with calls that succeed.
+//! * **A valid token is never thrown away.** From `lifetime − buffer` on, the first caller starts
+//!   a refresh in the background and every caller keeps getting the current token until the
+//!   new one arrives or the current one expires. A refresh that fails, or a cool-down, leaves
+//!   the current token in use while it lasts.
 //!
 //! # Concurrency contract
 //! [`TokenCache::get`] may be called from any number of tasks at once. At most one call of
 //! [`TokenSource::fetch`] runs at a time, bounded by the login timeout. The state sits behind a
-//! `std` mutex that is never held across an `.await`.
+//! `std` mutex that is never held across an `.await`, nor while spawning or dropping anything
+//! that takes it (the refresh task's guard takes it when dropped). [`TokenCache::get`] outside a
+//! Tokio runtime returns [`Error::NoRuntime`] at once and changes nothing.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -64,6 +69,7 @@ struct Shared {
     state: Mutex<State>,
     buffer: Duration,
     timeout: Duration,
+    forced_interval: Duration,
 }
 
 #[derive(Default)]
@@ -75,16 +81,17 @@ struct State {
     failure: Option<Failure>,
     /// When a `401` last forced a refresh.
     last_forced: Option<Instant>,
-    /// Whether the next refresh is forced by a `401` (its token is then marked so).
+    /// Whether the next refresh is forced by a `401` (for the logs).
     force_next: bool,
 }
 
 struct Cached {
     token: Token,
-    /// When to stop handing the token out; `None`: until the server refuses it.
+    /// When to start refreshing it; `None`: never, until the server refuses it.
     refresh_at: Option<Instant>,
-    /// Fetched because the server refused the token before it.
-    forced: bool,
+    /// When it expires; `None`: unknown. Between `refresh_at` and this, it is handed out while
+    /// a refresh runs in the background.
+    expires_at: Option<Instant>,
 }
 
 struct Failure {
@@ -111,30 +118,58 @@ impl TokenCache {
                 state: Mutex::new(State::default()),
                 buffer,
                 timeout,
+                forced_interval: FORCED_REFRESH_INTERVAL,
             }),
         }
     }
 
+    /// Sets the least time between two forced refreshes. Before the cache is shared.
+    pub(crate) fn forced_refresh_interval(mut self, interval: Duration) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.forced_interval = interval;
+        }
+        self
+    }
+
     /// A fresh token: the cached one, or the result of the refresh in flight, or of a new one.
-    /// During a cool-down, the last login's error, at once.
+    /// During a cool-down, the last login's error, at once, unless the current token is still
+    /// valid. Outside a Tokio runtime, [`Error::NoRuntime`] at once.
     pub(crate) async fn get(&self) -> Result<Token, Error> {
         let mut outcome = {
             let mut state = self.shared.lock();
             let now = Instant::now();
+            let mut valid = None;
             if let Some(cached) = &state.current {
                 if cached.refresh_at.is_none_or(|at| now < at) {
                     return Ok(cached.token.clone());
                 }
+                // In the refresh buffer: still valid until it expires.
+                if cached.expires_at.is_some_and(|at| now < at) {
+                    valid = Some(cached.token.clone());
+                }
             }
-            match &state.inflight {
-                Some(inflight) => inflight.clone(),
-                None => {
-                    if let Some(failure) = &state.failure {
-                        if now < failure.retry_at {
-                            return Err(failure.error.clone());
-                        }
+            if let Some(inflight) = &state.inflight {
+                // A valid token while a refresh runs: use it.
+                match valid {
+                    Some(token) => return Ok(token),
+                    None => inflight.clone(),
+                }
+            } else {
+                if let Some(failure) = &state.failure {
+                    if now < failure.retry_at {
+                        // A valid token outlives a cool-down; without one, the last error.
+                        return valid.ok_or_else(|| failure.error.clone());
                     }
-                    Shared::start_refresh(&self.shared, &mut state)
+                }
+                let start = Shared::prepare_refresh(&mut state)?;
+                // The lock is released before spawning: a task that tokio drops at once takes
+                // the lock in its guard's `drop`.
+                drop(state);
+                let rx = start.spawn(&self.shared);
+                match valid {
+                    // The refresh runs in the background; this caller goes on.
+                    Some(token) => return Ok(token),
+                    None => rx,
                 }
             }
         };
@@ -147,11 +182,19 @@ impl TokenCache {
         result.unwrap_or_else(|| Err(ended_without_result()))
     }
 
+    /// Waits until no refresh is in flight (for tests that drive time by hand).
+    #[cfg(test)]
+    pub(crate) async fn settled(&self) {
+        let inflight = self.shared.lock().inflight.clone();
+        if let Some(mut rx) = inflight {
+            let _ = rx.wait_for(Option::is_some).await;
+        }
+    }
+
     /// The server answered `401` to `token`. Returns whether the request is worth sending once
-    /// more with a new token: yes when the token has been replaced already or may be replaced
-    /// now (which drops it, so that the next [`TokenCache::get`] refreshes); no when it was
-    /// itself fetched by a forced refresh, has never been accepted, and the last forced refresh
-    /// was less than [`FORCED_REFRESH_INTERVAL`] ago.
+    /// more with a new token: yes when the token has been replaced already, or when the last
+    /// forced refresh was at least [`FORCED_REFRESH_INTERVAL`] ago (the token is then dropped,
+    /// so that the next [`TokenCache::get`] refreshes); no otherwise.
     pub(crate) fn refused(&self, token: &Token) -> bool {
         let mut state = self.shared.lock();
         let now = Instant::now();
@@ -161,11 +204,9 @@ impl TokenCache {
         if !cached.token.same(token) {
             return true;
         }
-        let may_force = !cached.forced
-            || token.accepted()
-            || state
-                .last_forced
-                .is_none_or(|at| now.duration_since(at) >= FORCED_REFRESH_INTERVAL);
+        let may_force = state
+            .last_forced
+            .is_none_or(|at| now.duration_since(at) >= self.shared.forced_interval);
         if may_force {
             state.current = None;
             state.last_forced = Some(now);
@@ -175,29 +216,57 @@ impl TokenCache {
     }
 }
 
+/// A refresh ready to start: the task's guard, built under the lock, spawned after it.
+struct Start {
+    tx: watch::Sender<Outcome>,
+    rx: watch::Receiver<Outcome>,
+    forced: bool,
+}
+
+impl Start {
+    /// Spawns the refresh task; returns the channel its result will arrive on. Called without
+    /// the lock.
+    fn spawn(self, shared: &Arc<Shared>) -> watch::Receiver<Outcome> {
+        let completion = Completion {
+            shared: shared.clone(),
+            tx: self.tx,
+            forced: self.forced,
+            result: None,
+        };
+        tracing::debug!(forced = self.forced, "refreshing the token");
+        // A runtime that is shutting down drops the task at once; its guard then records a
+        // failure, taking the lock, which is free.
+        drop(tokio::spawn(completion.run()));
+        self.rx
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every write leaves the state consistent, so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts the refresh task; returns the channel its result will arrive on.
-    fn start_refresh(this: &Arc<Self>, state: &mut State) -> watch::Receiver<Outcome> {
+    /// Marks a refresh as in flight, for [`Start::spawn`] to start once the lock is released.
+    /// Outside a Tokio runtime, nothing changes and the caller gets [`Error::NoRuntime`].
+    fn prepare_refresh(state: &mut State) -> Result<Start, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime);
+        }
         let (tx, rx) = watch::channel(None);
         state.inflight = Some(rx.clone());
         let forced = std::mem::take(&mut state.force_next);
-        let completion = Completion {
-            shared: this.clone(),
-            tx,
-            forced,
-            result: None,
-        };
-        tokio::spawn(completion.run());
-        tracing::debug!(forced, "refreshing the token");
-        rx
+        Ok(Start { tx, rx, forced })
     }
 
-    /// When a token that arrived at `received_at` stops being handed out.
+    /// When a token that arrived at `received_at` expires, if it says.
+    fn expires_at(token: &Token) -> Option<Instant> {
+        token
+            .received_at()
+            .checked_add(token.lifetime()?.max(MIN_TOKEN_USE))
+    }
+
+    /// When a token that arrived at `received_at` stops being handed out without a refresh.
     fn refresh_at(&self, token: &Token) -> Option<Instant> {
         let lifetime = token.lifetime()?;
         // Refresh `buffer` before expiry, or halfway through a token that lives less than twice
@@ -236,6 +305,8 @@ impl Drop for Completion {
         {
             let mut state = self.shared.lock();
             state.inflight = None;
+            // A flag set while this refresh ran asks for what it has just done.
+            state.force_next = false;
             match &result {
                 Ok(token) => {
                     tracing::debug!(
@@ -247,8 +318,8 @@ impl Drop for Completion {
                     state.failure = None;
                     state.current = Some(Cached {
                         refresh_at: self.shared.refresh_at(token),
+                        expires_at: Shared::expires_at(token),
                         token: token.clone(),
-                        forced: self.forced,
                     });
                 }
                 Err(error) => {

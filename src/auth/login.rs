@@ -97,7 +97,10 @@ impl TokenSource for PasswordLogin {
                     retry_after: crate::retry::retry_after(rv.headers()),
                 }),
                 Err(progenitor_client::Error::ResponseBodyError(e))
-                    if matches!(Error::behind(&e), Some(Error::BodyTooLarge { .. })) =>
+                    if matches!(
+                        Error::behind(&e).map(Error::cause),
+                        Some(Error::BodyTooLarge { .. })
+                    ) =>
                 {
                     Err(Error::BadToken(
                         "the token response is larger than any token response",

@@ -128,8 +128,10 @@ async fn a_skewed_server_costs_one_login_per_token_life() {
         cache.get().await.unwrap();
         assert_eq!(script.fetches(), 1, "skew {skew}");
         tokio::time::advance(Duration::from_secs(2)).await;
-        cache.get().await.unwrap();
+        let old = cache.get().await.unwrap();
+        cache.settled().await;
         assert_eq!(script.fetches(), 2, "skew {skew}");
+        assert!(!cache.get().await.unwrap().same(&old), "skew {skew}");
     }
 }
 
@@ -315,9 +317,121 @@ async fn a_refused_token_forces_one_refresh_and_a_refused_replacement_does_not()
     assert!(cache.refused(&second));
     let third = cache.get().await.unwrap();
     assert_eq!(script.fetches(), 3);
-    // A forced replacement that the server accepted, then refused, was revoked: replaced at once.
-    third.mark_accepted();
-    assert!(cache.refused(&third));
-    cache.get().await.unwrap();
-    assert_eq!(script.fetches(), 4);
+    // Whatever the server did with the third token before, a 401 on it within the minute
+    // forces nothing: an endpoint that refuses every token costs one login a minute.
+    for _ in 0..50 {
+        assert!(!cache.refused(&third));
+    }
+    assert_eq!(script.fetches(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_early_refresh_keeps_the_valid_token_until_it_expires() {
+    let script = Script::new(vec![
+        Step::Token {
+            lifetime: 7200,
+            skew: 0,
+        },
+        Step::Fail(Error::Login {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: None,
+            message: "blip".into(),
+            retry_after: None,
+        }),
+    ]);
+    let cache = script.cache();
+    let first = cache.get().await.unwrap();
+    // In the refresh buffer: the refresh runs in the background, and fails.
+    tokio::time::advance(Duration::from_secs(7200 - 30)).await;
+    assert!(cache.get().await.unwrap().same(&first));
+    cache.settled().await;
+    assert_eq!(script.fetches(), 2);
+    // During the cool-down every caller still gets the valid token, and nothing is fetched.
+    for _ in 0..20 {
+        assert!(cache.get().await.unwrap().same(&first));
+    }
+    assert_eq!(script.fetches(), 2);
+    // After the cool-down, one more background refresh; the token is still served.
+    tokio::time::advance(TRANSIENT_COOLDOWN).await;
+    assert!(cache.get().await.unwrap().same(&first));
+    cache.settled().await;
+    assert_eq!(script.fetches(), 3);
+    // Once it has expired, the caller gets the failure (here, the cool-down's error).
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let err = cache.get().await.unwrap_err();
+    assert_eq!(err.login_status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+}
+
+/// Polling `get` outside a runtime (another executor) errors at once, and the cache still works
+/// inside one afterwards.
+#[test]
+fn outside_a_runtime_get_errors_at_once_and_changes_nothing() {
+    let script = Script::new(vec![Step::Token {
+        lifetime: 7200,
+        skew: 0,
+    }]);
+    let cache = script.cache();
+    let err = futures::executor::block_on(cache.get()).unwrap_err();
+    assert!(matches!(err, Error::NoRuntime), "{err}");
+    assert_eq!(script.fetches(), 0);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        cache.get().await.unwrap();
+        cache.get().await.unwrap();
+    });
+    assert_eq!(script.fetches(), 1);
+}
+
+/// A runtime that is shutting down drops a spawned task at once; the refresh's guard then takes
+/// the cache's lock, which must be free.
+#[test]
+fn a_refresh_dropped_by_a_closing_runtime_does_not_deadlock() {
+    let script = Script::new(vec![Step::Token {
+        lifetime: 7200,
+        skew: 0,
+    }]);
+    let cache = script.cache();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = runtime.handle().clone();
+    runtime.shutdown_background();
+    // Inside the handle's context, spawning succeeds but the task is dropped at once.
+    let _guard = handle.enter();
+    let err = futures::executor::block_on(cache.get()).unwrap_err();
+    assert!(matches!(err, Error::TokenSource(_)), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_during_a_background_refresh_leaves_no_stale_flag() {
+    let release = Arc::new(Notify::new());
+    let script = Script::new(vec![
+        Step::Token {
+            lifetime: 7200,
+            skew: 0,
+        },
+        Step::Gated(release.clone()),
+        Step::Token {
+            lifetime: 7200,
+            skew: 0,
+        },
+    ]);
+    let cache = script.cache();
+    let first = cache.get().await.unwrap();
+    tokio::time::advance(Duration::from_secs(7200 - 30)).await;
+    // A background refresh is in flight when the server refuses the first token.
+    assert!(cache.get().await.unwrap().same(&first));
+    assert!(cache.refused(&first));
+    release.notify_one();
+    let second = cache.get().await.unwrap();
+    assert!(!second.same(&first));
+    // The refresh that completed answered the 401: no second login for it.
+    for _ in 0..10 {
+        assert!(cache.get().await.unwrap().same(&second));
+    }
+    assert_eq!(script.fetches(), 2);
 }

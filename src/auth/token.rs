@@ -5,7 +5,6 @@
 //! from the token itself (`exp − iat`, or `exp − nbf`), or from the `Date` of the response that
 //! carried it, and counted from the local moment the token arrived, on the monotonic clock.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,8 +35,6 @@ struct Inner {
     received_at: Instant,
     /// How long the token lives from when it was issued, on the server's clock.
     lifetime: Option<Duration>,
-    /// Whether the server has answered a request that carried it with anything but `401`.
-    accepted: AtomicBool,
 }
 
 impl Token {
@@ -72,7 +69,6 @@ impl Token {
                 bearer,
                 received_at: Instant::now(),
                 lifetime,
-                accepted: AtomicBool::new(false),
             }),
         }
     }
@@ -109,19 +105,6 @@ impl Token {
     /// The `Authorization` header value, marked sensitive so that it is never logged.
     pub(crate) fn bearer(&self) -> &HeaderValue {
         &self.inner.bearer
-    }
-
-    /// Records that the server answered a request carrying this token with anything but `401`.
-    pub(crate) fn mark_accepted(&self) {
-        // A load first: after the first answer, requests only read the shared cache line.
-        if !self.inner.accepted.load(Ordering::Relaxed) {
-            self.inner.accepted.store(true, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether the server has ever accepted this token.
-    pub(crate) fn accepted(&self) -> bool {
-        self.inner.accepted.load(Ordering::Relaxed)
     }
 
     /// The local moment the token arrived.
