@@ -91,19 +91,6 @@ pub(crate) fn with_body(
     Response::from(rebuilt)
 }
 
-/// A response whose body fails, when read, with `error`: progenitor then reports a
-/// `ResponseBodyError` whose source is `error`, naming the URL.
-pub(crate) fn with_failing_body(response: &mut Response, error: Error) -> Response {
-    use reqwest::ResponseBuilderExt as _;
-    let mut rebuilt = http::Response::builder()
-        .status(response.status())
-        .url(response.url().clone())
-        .body(reqwest::Body::wrap(FailingBody(Some(error))))
-        .unwrap_or_default();
-    *rebuilt.headers_mut() = std::mem::take(response.headers_mut());
-    Response::from(rebuilt)
-}
-
 /// A `reqwest::Error` whose source is `error`, naming `url` when given.
 ///
 /// Hooks that must fail a request that got no answer can only return a `reqwest::Error`, and
@@ -156,23 +143,19 @@ pub(crate) async fn decode_response<T: serde::de::DeserializeOwned, E>(
     }
 }
 
-/// Rewrites an error response's body as strict `{code, message}` JSON and names the operation,
-/// so that progenitor always decodes it into `Error::ErrorResponse` with the status intact. At
-/// most [`ERROR_BODY_LIMIT`] of the body is read.
-pub(crate) async fn normalize_error(
-    mut response: Response,
-    operation_id: &'static str,
-) -> Response {
-    let status = response.status();
-    let (code, message) = match read_capped(&mut response, ERROR_BODY_LIMIT, true).await {
+/// Reads Comm100's code and message from an error response's body (or a `3xx`'s), reading at
+/// most [`ERROR_BODY_LIMIT`] of it; the rest is dropped with the connection.
+pub(crate) async fn read_error_body(response: &mut Response) -> (Option<i64>, String) {
+    match read_capped(response, ERROR_BODY_LIMIT, true).await {
         Ok((body, cut)) => parse_error_body(&body, cut),
         Err(ReadError::Transport(e)) => (None, format!("the error body could not be read: {e}")),
         Err(ReadError::TooLarge) => (None, "(error body too large)".into()),
-    };
-    let headers = std::mem::take(response.headers_mut());
-    error_response(status, headers, code, message, operation_id)
+    }
 }
 
+/// An error response with its body rewritten as strict `{code, message}` JSON and the operation
+/// named, so that progenitor always decodes it into `Error::ErrorResponse` with the status
+/// intact.
 pub(crate) fn error_response(
     status: StatusCode,
     mut headers: http::HeaderMap,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::cache::{DEFAULT_LOGIN_TIMEOUT, DEFAULT_REFRESH_BUFFER};
+use crate::auth::cache::{DEFAULT_LOGIN_TIMEOUT, DEFAULT_REFRESH_BUFFER, FORCED_REFRESH_INTERVAL};
 use crate::auth::{PasswordLogin, SensitiveString, StaticToken, Token, TokenCache, TokenSource};
 use crate::domain::{same_origin, Endpoints, HttpPolicy};
 use crate::error::Error;
@@ -92,6 +92,7 @@ pub struct Comm100Builder {
     credentials: Option<Credentials>,
     refresh_buffer: Option<Duration>,
     login_timeout: Option<Duration>,
+    forced_refresh_interval: Option<Duration>,
     retry: Option<RetryPolicy>,
     http: Option<reqwest::Client>,
     operation_timeout: Option<Duration>,
@@ -118,6 +119,7 @@ impl std::fmt::Debug for Comm100Builder {
             .field("credentials", &credentials)
             .field("refresh_buffer", &self.refresh_buffer)
             .field("login_timeout", &self.login_timeout)
+            .field("forced_refresh_interval", &self.forced_refresh_interval)
             .field("retry", &self.retry)
             .field("operation_timeout", &self.operation_timeout)
             .field("max_response_body", &self.max_response_body)
@@ -182,6 +184,16 @@ impl Comm100Builder {
     /// is hours off still costs one login per token life.
     pub fn refresh_buffer(mut self, buffer: Duration) -> Self {
         self.refresh_buffer = Some(buffer);
+        self
+    }
+
+    /// The least time between two logins forced by a `401` on a token the cache still held (60 s
+    /// by default). A `401` within it goes to the caller: an endpoint that refuses every token
+    /// (a missing permission) then costs one extra login per interval, not one per call,
+    /// however its calls interleave with calls that succeed. A revocation that follows another
+    /// within the interval is answered only when it has passed.
+    pub fn forced_refresh_interval(mut self, interval: Duration) -> Self {
+        self.forced_refresh_interval = Some(interval);
         self
     }
 
@@ -407,11 +419,17 @@ impl Comm100Builder {
                 ))
             }
         };
-        let auth = Arc::new(TokenCache::new(
-            source,
-            self.refresh_buffer.unwrap_or(DEFAULT_REFRESH_BUFFER),
-            login_timeout,
-        ));
+        let auth = Arc::new(
+            TokenCache::new(
+                source,
+                self.refresh_buffer.unwrap_or(DEFAULT_REFRESH_BUFFER),
+                login_timeout,
+            )
+            .forced_refresh_interval(
+                self.forced_refresh_interval
+                    .unwrap_or(FORCED_REFRESH_INTERVAL),
+            ),
+        );
         let client = generated::Client::new_with_client(
             endpoints.api_url(),
             http,

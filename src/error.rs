@@ -10,6 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::generated::types;
+use crate::outcome::{is_transient_status, Outcome};
 
 /// The header the hooks add to every error response, naming the operation that failed.
 pub(crate) const OPERATION_HEADER: &str = "comm100-operation-id";
@@ -104,6 +105,37 @@ pub enum Error {
     /// caller waiting on one login gets its error.
     #[error("HTTP transport error: {0}")]
     Transport(#[source] Arc<reqwest::Error>),
+    /// The server answered a request that must not be sent twice (a create) with a server error
+    /// (`5xx`): it may have acted. Always inside [`Error::Classified`] with
+    /// [`Outcome::Unknown`].
+    #[error("HTTP {status}{}: {message}", code.map(|c| format!(" (Comm100 code {c})")).unwrap_or_default())]
+    ServerError {
+        /// The HTTP status.
+        status: StatusCode,
+        /// Comm100's error code, when the body had one.
+        code: Option<i64>,
+        /// Comm100's message, or a snippet of a body that was not JSON.
+        message: String,
+        /// The wait the server asked for with `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
+    /// A failure of an operation, with what the server may have done (see [`Outcome`]): the
+    /// time budget ran out, the connection failed, or a success could not be read, after the
+    /// request may have reached the server.
+    #[error("{operation_id}: {cause}; {}", outcome.explain())]
+    Classified {
+        /// The operation that failed.
+        operation_id: &'static str,
+        /// What the server may have done.
+        outcome: Outcome,
+        /// What failed.
+        #[source]
+        cause: Box<Error>,
+    },
+    /// A call that needs the Tokio runtime was made outside one (for example, a future polled
+    /// by another executor). Nothing was sent, and the client is unchanged.
+    #[error("no Tokio runtime: the comm100 client must be used from within a Tokio runtime")]
+    NoRuntime,
 }
 
 impl Error {
@@ -112,13 +144,25 @@ impl Error {
     /// A refused login (`401`, `403`, ...) is not.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Login { status, .. } => crate::retry::is_retryable_status(*status),
+            Error::Login { status, .. } => is_transient_status(*status),
             Error::LoginTimeout(_)
             | Error::BadToken(_)
             | Error::TokenSource(_)
             | Error::Transport(_)
             | Error::OperationTimeout(_) => true,
+            // An operation that may have acted is not repeated blindly (see `Outcome`).
+            Error::Classified { outcome, cause, .. } => {
+                !outcome.may_have_acted() && cause.is_retryable()
+            }
             _ => false,
+        }
+    }
+
+    /// The error inside [`Error::Classified`], or this one.
+    pub fn cause(&self) -> &Error {
+        match self {
+            Error::Classified { cause, .. } => cause,
+            other => other,
         }
     }
 
@@ -136,8 +180,10 @@ impl Error {
 
     /// The wait the token host asked for with `Retry-After`, if it did.
     pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Error::Login { retry_after, .. } => *retry_after,
+        match self.cause() {
+            Error::Login { retry_after, .. } | Error::ServerError { retry_after, .. } => {
+                *retry_after
+            }
             _ => None,
         }
     }
@@ -153,15 +199,39 @@ impl Error {
 
 /// What every operation error can tell about itself.
 ///
-/// Implemented for the generated operations' error type, `progenitor_client::Error<types::Error>`.
-/// The hooks normalise every error response before progenitor decodes it, so an error body that
-/// was not JSON (an HTML page, an empty body, Comm100's relaxed `{ code: 400000, message: "…" }`)
-/// still arrives as an `ErrorResponse` with its status, never as a decoding failure.
+/// Implemented for the generated operations' error type, `progenitor_client::Error<types::Error>`
+/// (also [`RawError`](crate::RawError)). The hooks normalise every error response before
+/// progenitor decodes it, so an error body that was not JSON (an HTML page, an empty body,
+/// Comm100's relaxed `{ code: 400000, message: "…" }`) still arrives as an `ErrorResponse`
+/// with its status, never as a decoding failure.
+///
+/// # What the server did, and whether to try again
+/// [`outcome`](ApiErrorExt::outcome) says what the server may have done ([`Outcome`]), and
+/// [`is_retryable`](ApiErrorExt::is_retryable) whether sending the request again may succeed
+/// without doing anything twice. The hooks give every failure the shape that makes
+/// progenitor's own `err.is_retryable()`, which wins in method-call syntax, agree with this
+/// trait's wherever it matters:
+///
+/// * a failure that may be retried and carries no answer is a `CommunicationError`, which
+///   progenitor calls retryable: a connection never made, a login that got no answer, and a
+///   reset or timeout of an idempotent request (GET, PUT, DELETE);
+/// * a failure after which the request must not be sent again (a create whose outcome is
+///   unknown: reset, timeout, time budget, `5xx`; and any `2xx` whose body could not be read)
+///   is a `ResponseBodyError` without a status, which progenitor calls not retryable. Its
+///   source is [`Error::Classified`], with the [`Outcome`], and [`http_status`](ApiErrorExt::http_status),
+///   [`code`](ApiErrorExt::code) and [`message`](ApiErrorExt::message) read the `5xx` inside it;
+/// * an error status is an `ErrorResponse` (`4xx`; a `5xx` of an idempotent request), a `3xx`
+///   or `1xx` an `UnexpectedResponse` whose body was read within the error-body limit.
+///
+/// The two still differ on a `500` of an idempotent request and a login answered `500`:
+/// progenitor counts them final, this trait retryable.
 ///
 /// When the operation could not get a token, its error says why:
 /// * the token host answered with an error status (a wrong password, `429`, `503`): an
 ///   `ErrorResponse` with that status, Comm100's code and message and any `Retry-After`, and
 ///   `generate_jwt_token` as its [`operation_id`](ApiErrorExt::operation_id);
+/// * the token host answered anything else that is not a success (a redirect): a
+///   `ResponseBodyError` whose [`login_error`](ApiErrorExt::login_error) is [`Error::Login`];
 /// * the login failed without an answer (a timeout, an unreachable token host, a failing
 ///   [`TokenSource`](crate::TokenSource), an unusable token response): a `CommunicationError`,
 ///   with no status, retryable, whose `reqwest::Error` names the token URL and has the login's
@@ -174,23 +244,36 @@ impl Error {
 /// match c100.client().get_customer_segment().id(id).send().await {
 ///     Ok(segment) => println!("{}", segment.name.as_deref().unwrap_or("")),
 ///     Err(e) if e.is_not_found() => println!("no such segment"),
-///     Err(e) => eprintln!("{} failed: HTTP {:?}, code {:?}: {}", e.operation_id().unwrap_or("?"), e.status(), e.code(), e.message()),
+///     Err(e) => eprintln!(
+///         "{} failed ({}): HTTP {:?}, code {:?}: {}",
+///         e.operation_id().unwrap_or("?"),
+///         e.outcome(),
+///         e.http_status(),
+///         e.code(),
+///         e.message()
+///     ),
 /// }
 /// # }
 /// ```
 pub trait ApiErrorExt {
-    /// The HTTP status, when a response arrived.
+    /// The HTTP status, when a response arrived (also the `5xx` of a create whose outcome is
+    /// unknown, which progenitor's `status()` does not show).
     fn http_status(&self) -> Option<StatusCode>;
     /// Comm100's error code, when the body had one.
     fn code(&self) -> Option<i64>;
     /// Comm100's message, a snippet of a body that was not JSON, or a description of the
     /// failure when no response arrived.
     fn message(&self) -> String;
-    /// The operation that failed (`generate_jwt_token` when logging in failed), when a
-    /// response arrived.
+    /// The operation that failed (`generate_jwt_token` when logging in failed), when the hooks
+    /// know it.
     fn operation_id(&self) -> Option<&str>;
-    /// Whether trying again later may succeed: no response, or 408, 429, 500, 502, 503, 504,
-    /// or the daily limit.
+    /// What the server may have done; see [`Outcome`].
+    fn outcome(&self) -> Outcome;
+    /// Whether sending the request again may succeed without doing anything twice: a transient
+    /// failure (no connection, no answer, `408`, `429`, `500`, `502`, `503`, `504`, a login that
+    /// timed out) when nothing was done or the request is idempotent. Never for an
+    /// [`Outcome::Unknown`] create or an [`Outcome::Performed`] request, and not for the daily
+    /// limit, which lasts until the next day.
     fn is_retryable(&self) -> bool;
     /// A `429`, or a `403` whose message says the daily request limit was exceeded.
     fn is_rate_limited(&self) -> bool;
@@ -203,57 +286,109 @@ pub trait ApiErrorExt {
     /// Whether the operation failed because no token could be had: the login was refused or
     /// failed. Nothing was sent to the API then.
     fn is_login_failure(&self) -> bool;
-    /// The login's own error, when the login failed without an answer (see the trait's docs).
+    /// The login's own error, when the login failed without an error status (see the trait's
+    /// docs).
     fn login_error(&self) -> Option<&Error>;
 }
 
 impl ApiErrorExt for progenitor_client::Error<types::Error> {
     fn http_status(&self) -> Option<StatusCode> {
-        self.status()
+        match wrapper_error(self).map(Error::cause) {
+            Some(Error::ServerError { status, .. } | Error::Login { status, .. }) => Some(*status),
+            _ => self.status(),
+        }
     }
 
     fn code(&self) -> Option<i64> {
         match self {
             progenitor_client::Error::ErrorResponse(rv) => rv.code,
-            _ => None,
+            progenitor_client::Error::UnexpectedResponse(r) => {
+                r.extensions().get::<ErrorDetails>()?.code
+            }
+            _ => match wrapper_error(self)?.cause() {
+                Error::ServerError { code, .. } | Error::Login { code, .. } => *code,
+                _ => None,
+            },
         }
     }
 
     fn message(&self) -> String {
         if let Some(error) = wrapper_error(self) {
-            return match error.is_login() {
-                true => format!("could not log in: {error}"),
-                false => error.to_string(),
+            return match error.cause() {
+                Error::ServerError { message, .. } => message.clone(),
+                e if e.is_login() => format!("could not log in: {e}"),
+                _ => error.to_string(),
             };
         }
         match self {
             progenitor_client::Error::ErrorResponse(rv) => rv.message.clone().unwrap_or_default(),
+            progenitor_client::Error::UnexpectedResponse(r) => {
+                let message = r
+                    .extensions()
+                    .get::<ErrorDetails>()
+                    .map_or("", |d| d.message.as_str());
+                format!(
+                    "HTTP {} is not an answer the operation has: {message}",
+                    r.status()
+                )
+            }
             // The Display of the other variants names the failure; none carries a secret.
             other => other.to_string(),
         }
     }
 
     fn operation_id(&self) -> Option<&str> {
-        match self {
-            progenitor_client::Error::ErrorResponse(rv) => {
-                rv.headers().get(OPERATION_HEADER)?.to_str().ok()
+        let headers = match self {
+            progenitor_client::Error::ErrorResponse(rv) => rv.headers(),
+            progenitor_client::Error::UnexpectedResponse(r) => r.headers(),
+            _ => {
+                return match wrapper_error(self)? {
+                    Error::Classified { operation_id, .. } => Some(operation_id),
+                    e if e.is_login() => Some(LOGIN_OPERATION),
+                    _ => None,
+                }
             }
-            _ => None,
+        };
+        headers.get(OPERATION_HEADER)?.to_str().ok()
+    }
+
+    fn outcome(&self) -> Outcome {
+        use progenitor_client::Error as E;
+        if let Some(error) = wrapper_error(self) {
+            return match error {
+                Error::Classified { outcome, .. } => *outcome,
+                // A login failed or was refused: nothing reached the API.
+                _ => Outcome::NotSent,
+            };
+        }
+        match self {
+            E::InvalidRequest(_) | E::Custom(_) => Outcome::NotSent,
+            E::CommunicationError(e) if e.is_connect() => Outcome::NotSent,
+            E::CommunicationError(_) => Outcome::Unknown,
+            E::ErrorResponse(_) if self.is_login_failure() => Outcome::NotSent,
+            E::ErrorResponse(rv) if rv.status().is_client_error() => Outcome::Refused,
+            E::ErrorResponse(_) => Outcome::Unknown,
+            E::UnexpectedResponse(r) if r.status().is_success() => Outcome::Performed,
+            E::UnexpectedResponse(_) => Outcome::Unknown,
+            // A success whose body failed or did not decode.
+            E::ResponseBodyError(_) | E::InvalidResponsePayload(..) | E::InvalidUpgrade(_) => {
+                Outcome::Performed
+            }
         }
     }
 
     fn is_retryable(&self) -> bool {
         match self {
+            // The hooks return a failure without an answer this way only when it may be retried.
             progenitor_client::Error::CommunicationError(_) => true,
-            _ => {
-                self.status().is_some_and(crate::retry::is_retryable_status)
-                    || self.is_rate_limited()
-            }
+            // The hooks return a 5xx this way only for an idempotent request (or a login).
+            progenitor_client::Error::ErrorResponse(rv) => is_transient_status(rv.status()),
+            _ => wrapper_error(self).is_some_and(Error::is_retryable),
         }
     }
 
     fn is_rate_limited(&self) -> bool {
-        match self.status() {
+        match self.http_status() {
             Some(StatusCode::TOO_MANY_REQUESTS) => true,
             Some(StatusCode::FORBIDDEN) => is_daily_limit(&self.message()),
             _ => false,
@@ -261,17 +396,17 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
     }
 
     fn is_not_found(&self) -> bool {
-        self.status() == Some(StatusCode::NOT_FOUND)
+        self.http_status() == Some(StatusCode::NOT_FOUND)
     }
 
     fn is_unauthorized(&self) -> bool {
-        self.status() == Some(StatusCode::UNAUTHORIZED)
+        self.http_status() == Some(StatusCode::UNAUTHORIZED)
     }
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
             progenitor_client::Error::ErrorResponse(rv) => crate::retry::retry_after(rv.headers()),
-            _ => None,
+            _ => wrapper_error(self)?.retry_after(),
         }
     }
 
@@ -284,9 +419,17 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
     }
 }
 
+/// Comm100's code and message of an answer that is neither a success nor an error status (a
+/// `3xx`), kept beside its response, whose body the hooks rewrote.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorDetails {
+    pub(crate) code: Option<i64>,
+    pub(crate) message: String,
+}
+
 /// The wrapper's own error behind an operation's error that got no (whole) answer: a login that
-/// failed, an exhausted time budget, a body over the limit. The hooks put it in the source chain
-/// of the `reqwest::Error`, the only error they can return.
+/// failed, a failure classified by the hooks. The hooks put it in the source chain of the
+/// `reqwest::Error`, the only error they can make.
 fn wrapper_error(error: &progenitor_client::Error<types::Error>) -> Option<&Error> {
     let (progenitor_client::Error::CommunicationError(e)
     | progenitor_client::Error::ResponseBodyError(e)) = error

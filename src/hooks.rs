@@ -2,6 +2,7 @@
 //! time budget, a tracing span per attempt, bounded bodies, any `2xx` taken as the documented
 //! success, and error bodies normalised so that none hides its status.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,10 +12,13 @@ use reqwest::{Request, Response, StatusCode, Url};
 use tracing::Instrument;
 
 use crate::auth::TokenCache;
-use crate::body::{self, error_response, normalize_error, ReadError};
+use crate::body::{self, error_response, read_error_body, ReadError};
 use crate::domain::same_origin;
-use crate::error::{Error, LOGIN_OPERATION};
+use crate::error::{Error, ErrorDetails, LOGIN_OPERATION};
 use crate::generated::Client;
+use crate::outcome::{
+    decide, is_idempotent, is_transient_status, Answer, Outcome, Situation, Step,
+};
 use crate::retry::{self, RetryPolicy};
 
 // The generated code decodes through this (see `codegen/mod.rs`).
@@ -29,6 +33,14 @@ pub(crate) const USER_AGENT_PREFIX: &str = concat!("comm100-rs/", env!("CARGO_PK
 /// The header that carries the status the server sent when the hooks took another `2xx` as an
 /// operation's documented success.
 pub const ORIGINAL_STATUS_HEADER: &str = "comm100-original-status";
+
+/// The header that marks a success the hooks inferred rather than received: a `DELETE`
+/// answered `404` after an earlier attempt got no answer carries
+/// [`DONE_BY_EARLIER_ATTEMPT`] here, and `404` in [`ORIGINAL_STATUS_HEADER`].
+pub const OUTCOME_HEADER: &str = "comm100-outcome";
+
+/// The value of [`OUTCOME_HEADER`] on a delete that an earlier attempt most probably did.
+pub const DONE_BY_EARLIER_ATTEMPT: &str = "done-by-earlier-attempt";
 
 /// What the generated [`Client`] carries for these hooks. Built by [`crate::Comm100Builder`];
 /// a generated client made without one has no auth.
@@ -76,6 +88,26 @@ impl ClientHooks<Inner> for Client {
         Ok(())
     }
 
+    /// Turns a failure that `exec` could not return as a `reqwest::Error` (one that must not be
+    /// retried: see [`Deferred`]) into a `ResponseBodyError` without a status, which progenitor's
+    /// `is_retryable` calls final. Runs before the generated code looks at the status, so it
+    /// holds for operations documented without a body too.
+    async fn post<E>(
+        &self,
+        result: &reqwest::Result<Response>,
+        _info: &OperationInfo,
+    ) -> Result<(), progenitor_client::Error<E>> {
+        let Ok(response) = result else {
+            return Ok(());
+        };
+        match response.extensions().get::<Deferred>() {
+            None => Ok(()),
+            Some(Deferred(error)) => Err(progenitor_client::Error::ResponseBodyError(
+                body::reqwest_error(error.clone(), Some(response.url())).await,
+            )),
+        }
+    }
+
     async fn exec(&self, request: Request, info: &OperationInfo) -> reqwest::Result<Response> {
         let inner = self.inner();
         let now = tokio::time::Instant::now();
@@ -83,19 +115,93 @@ impl ClientHooks<Inner> for Client {
         let deadline = now
             .checked_add(inner.budget)
             .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
-        let call = execute(self.client(), inner, request, info.operation_id, deadline);
-        match tokio::time::timeout_at(deadline, call).await {
+        let call = Call {
+            operation_id: info.operation_id,
+            idempotent: is_idempotent(request.method()) || info.operation_id == LOGIN_OPERATION,
+            url: request.url().clone(),
+            max_body: inner.max_body,
+            exposure: AtomicU8::new(Outcome::NotSent as u8),
+        };
+        match tokio::time::timeout_at(
+            deadline,
+            execute(self.client(), inner, request, &call, deadline),
+        )
+        .await
+        {
             Ok(result) => result,
             Err(_) => {
+                let outcome = Outcome::from_u8(call.exposure.load(Ordering::Relaxed));
                 tracing::warn!(
                     comm100.operation_id = info.operation_id,
                     budget_ms = inner.budget.as_millis() as u64,
+                    outcome = outcome.as_str(),
                     "the operation ran out of its time budget"
                 );
-                Err(body::reqwest_error(Error::OperationTimeout(inner.budget), None).await)
+                call.fail(outcome, Error::OperationTimeout(inner.budget))
+                    .await
             }
         }
     }
+}
+
+/// A failure that must reach the caller as not retryable: `exec` returns a placeholder response
+/// carrying it, and `post` turns it into the operation's error. `exec` itself can only return a
+/// `reqwest::Error`, which progenitor makes a `CommunicationError`, always called retryable.
+#[derive(Clone)]
+struct Deferred(Error);
+
+/// One operation call, as the loop and the budget see it.
+struct Call {
+    operation_id: &'static str,
+    /// Sending it twice does what sending it once does (see [`Situation::idempotent`]).
+    idempotent: bool,
+    url: Url,
+    /// The largest success body read.
+    max_body: usize,
+    /// The worst [`Outcome`] so far, as a `u8`: what the call has done if its budget runs out
+    /// now. Written by the loop, read by the budget's timer.
+    exposure: AtomicU8,
+}
+
+impl Call {
+    fn expose(&self, outcome: Outcome) {
+        self.exposure.store(outcome as u8, Ordering::Relaxed);
+    }
+
+    /// A failure without an answer to hand over: a `reqwest::Error` when sending again may
+    /// succeed without doing anything twice, otherwise a deferred error (see [`Deferred`]).
+    async fn fail(&self, outcome: Outcome, cause: Error) -> reqwest::Result<Response> {
+        let error = Error::Classified {
+            operation_id: self.operation_id,
+            outcome,
+            cause: Box::new(cause),
+        };
+        if self.retryable(outcome) {
+            return Err(body::reqwest_error(error, Some(&self.url)).await);
+        }
+        Ok(deferred(Some(&self.url), error))
+    }
+
+    /// Whether a failure without an answer may be retried: nothing was done, or the request
+    /// is idempotent and it is unknown whether it was. Never after a success.
+    fn retryable(&self, outcome: Outcome) -> bool {
+        !outcome.may_have_acted() || (self.idempotent && outcome == Outcome::Unknown)
+    }
+}
+
+/// The placeholder response that carries a [`Deferred`] failure from `exec` to `post`. Its
+/// status is an error's, and its body is empty: nothing can take it for a success.
+fn deferred(url: Option<&Url>, error: Error) -> Response {
+    use reqwest::ResponseBuilderExt as _;
+    let mut builder = http::Response::builder().status(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(url) = url {
+        builder = builder.url(url.clone());
+    }
+    let mut response = builder
+        .body(reqwest::Body::from(bytes::Bytes::new()))
+        .unwrap_or_default();
+    response.extensions_mut().insert(Deferred(error));
+    Response::from(response)
 }
 
 /// The spec's `minItems: 1` on `conditions`, which progenitor's types do not enforce: refuse
@@ -125,14 +231,16 @@ fn check_segment_body(request: &Request, info: &OperationInfo) -> Result<(), Str
     }
 }
 
+/// The retry loop: sends, waits, and does what [`decide`] says after each attempt.
 async fn execute(
     client: &reqwest::Client,
     inner: &Inner,
     request: Request,
-    operation_id: &'static str,
+    call: &Call,
     deadline: tokio::time::Instant,
 ) -> reqwest::Result<Response> {
     let method = request.method().clone();
+    let operation_id = call.operation_id;
     // The token goes to the API origin and nowhere else.
     let auth = inner.auth.as_ref().filter(|_| {
         inner
@@ -141,24 +249,21 @@ async fn execute(
             .is_some_and(|o| same_origin(o, request.url()))
     });
     let policy = &inner.retry;
-    // A wait that would end past the deadline is not waited: the caller gets the answer now.
-    let fits = |delay: Duration| {
-        tokio::time::Instant::now()
-            .checked_add(delay)
-            .is_some_and(|end| end < deadline)
-    };
-    let mut refreshed_after_401 = false;
+    let mut refreshed = false;
     // Counts attempts that use up the policy; the one re-send after a 401 does not.
     let mut attempt = 0u32;
     // Counts every request sent, for `http.request.resend_count`.
     let mut sent = 0u32;
+    // The worst outcome of the attempts that have ended.
+    let mut settled = Outcome::NotSent;
+    let mut earlier_unknown = false;
     // Each attempt sends a copy; a body that cannot be copied (a stream) gets one attempt,
     // with the original.
     let mut original = Some(request);
     loop {
         attempt += 1;
         let copy = original.as_ref().and_then(Request::try_clone);
-        let only_attempt = copy.is_none();
+        let resendable = copy.is_some();
         let Some(mut this) = copy.or_else(|| original.take()) else {
             unreachable!("the original is taken only for an attempt after which the loop ends")
         };
@@ -177,97 +282,203 @@ async fn execute(
         // The URL carries no secret (the token travels in a header), so it may be traced.
         let span = attempt_span(&method, this.url(), operation_id, sent);
         sent += 1;
+        call.expose(settled.max(Outcome::Unknown));
         let result = client.execute(this).instrument(span.clone()).await;
         record_outcome(&span, &result);
-        let can_retry = !only_attempt && attempt < policy.max_attempts;
-        if let (Ok(response), Some(token)) = (&result, &token) {
-            if response.status() != StatusCode::UNAUTHORIZED {
-                token.mark_accepted();
-            }
-        }
 
-        let error = match result {
-            // The token was refused: unless the cache says a new token would not help (see
-            // `TokenCache::refused`), try this request once more with a new one. The server
-            // refused before acting, so this is safe for a POST too.
-            Ok(response)
-                if response.status() == StatusCode::UNAUTHORIZED
-                    && !refreshed_after_401
-                    && !only_attempt
-                    && matches!((auth, &token), (Some(cache), Some(token)) if cache.refused(token)) =>
-            {
-                refreshed_after_401 = true;
+        // What happened. A 2xx body is read here, so that its failure is an answer like any
+        // other and the budget covers it.
+        let (answer, mut response, failure) = match result {
+            Ok(response) if response.status().is_success() => {
+                call.expose(settled.max(Outcome::Performed));
+                let status = response.status();
+                match read_success(response, inner.max_body, operation_id).await {
+                    Ok(read) => (Answer::Status(status), Some(read), None),
+                    Err(ReadError::TooLarge) => {
+                        (Answer::BrokenSuccess { too_large: true }, None, None)
+                    }
+                    Err(ReadError::Transport(e)) => {
+                        (Answer::BrokenSuccess { too_large: false }, None, Some(e))
+                    }
+                }
+            }
+            Ok(response) => (Answer::Status(response.status()), Some(response), None),
+            Err(e) if e.is_connect() => (Answer::NotConnected, None, Some(e)),
+            Err(e) => (Answer::Lost, None, Some(e)),
+        };
+
+        // What to do.
+        let retry_after = response
+            .as_ref()
+            .and_then(|r| retry::retry_after(r.headers()));
+        let refresh_may_help = answer == Answer::Status(StatusCode::UNAUTHORIZED)
+            && !refreshed
+            && resendable
+            && matches!((auth, &token), (Some(cache), Some(token)) if cache.refused(token));
+        let step = decide(&Situation {
+            method: &method,
+            idempotent: call.idempotent,
+            answer,
+            attempt,
+            max_attempts: policy.max_attempts,
+            resendable,
+            refresh_may_help,
+            wait: policy.delay(attempt, retry_after),
+            time_left: deadline.saturating_duration_since(tokio::time::Instant::now()),
+            earlier_unknown,
+        });
+        settled = settled.max(answer.outcome());
+        call.expose(settled);
+        earlier_unknown |= answer.outcome() == Outcome::Unknown;
+
+        match step {
+            Step::Succeed => match response {
+                Some(response) => return Ok(response),
+                None => unreachable!("a success has a response"),
+            },
+            Step::SucceedEarlier => {
+                tracing::info!(
+                    comm100.operation_id = operation_id,
+                    "the resource is gone after an attempt that got no answer: taken as deleted by that attempt"
+                );
+                let Some(mut response) = response.take() else {
+                    unreachable!("a 404 has a response")
+                };
+                return Ok(done_earlier(&mut response, operation_id));
+            }
+            Step::Refresh => {
+                refreshed = true;
                 attempt -= 1;
                 tracing::info!(
                     comm100.operation_id = operation_id,
                     "the token was refused; sending the request once more with a new one"
                 );
-                continue;
             }
-            // A 429 is a refusal before acting, so it is retried for a POST too; the other
-            // statuses only for methods that may be sent twice.
-            Ok(response)
-                if can_retry
-                    && retry::is_retryable_status(response.status())
-                    && (retry::is_idempotent(&method)
-                        || response.status() == StatusCode::TOO_MANY_REQUESTS) =>
-            {
-                let retry_after = retry::retry_after(response.headers());
-                let status = response.status().as_u16();
-                match policy.delay(attempt, retry_after).filter(|d| fits(*d)) {
-                    Some(delay) => {
-                        tracing::info!(
-                            comm100.operation_id = operation_id,
-                            http.response.status_code = status,
-                            retry_in_ms = delay.as_millis() as u64,
-                            "retryable status; retrying"
-                        );
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    // Asked to wait longer than the cap or the budget allows: the caller gets
-                    // the response, with its `Retry-After`, at once.
-                    None => {
-                        tracing::warn!(
-                            comm100.operation_id = operation_id,
-                            http.response.status_code = status,
-                            retry_after_s = retry_after.map(|d| d.as_secs()),
-                            "retryable status, but the wait is longer than the cap or the budget allows; giving up"
-                        );
-                        return Ok(normalize_error(response, operation_id).await);
-                    }
+            Step::Resend(wait) => {
+                match (&response, &failure) {
+                    (Some(r), _) => tracing::info!(
+                        comm100.operation_id = operation_id,
+                        http.response.status_code = r.status().as_u16(),
+                        retry_in_ms = wait.as_millis() as u64,
+                        "retryable status; retrying"
+                    ),
+                    (None, Some(e)) => tracing::info!(
+                        comm100.operation_id = operation_id,
+                        error.type = answer_type(answer),
+                        error = %e,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "transport error; retrying"
+                    ),
+                    (None, None) => {}
                 }
+                tokio::time::sleep(wait).await;
             }
-            Ok(response) if response.status().as_u16() >= 400 => {
-                return Ok(normalize_error(response, operation_id).await)
-            }
-            Ok(response) => match read_success(response, inner.max_body, operation_id).await {
-                Ok(response) => return Ok(response),
-                Err(e) => e,
-            },
-            Err(e) => e,
-        };
-        if can_retry && (retry::is_idempotent(&method) || retry::never_sent(&error)) {
-            let delay = policy.delay(attempt, None).unwrap_or_default();
-            if fits(delay) {
-                tracing::info!(
-                    comm100.operation_id = operation_id,
-                    error.type = error_type(&error),
-                    error = %error,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "transport error; retrying"
-                );
-                tokio::time::sleep(delay).await;
-                continue;
+            Step::Fail(outcome) => {
+                return give_up(response, failure, outcome, retry_after, call).await;
             }
         }
-        tracing::warn!(
-            comm100.operation_id = operation_id,
-            error.type = error_type(&error),
-            error = %error,
-            "transport error; giving up"
-        );
-        return Err(error);
+    }
+}
+
+/// The end of a call that failed with `outcome`: an error response as progenitor expects it,
+/// or a failure in the shape that tells whether it may be retried (see [`Call::fail`]).
+async fn give_up(
+    response: Option<Response>,
+    failure: Option<reqwest::Error>,
+    outcome: Outcome,
+    retry_after: Option<Duration>,
+    call: &Call,
+) -> reqwest::Result<Response> {
+    let operation_id = call.operation_id;
+    match (response, failure) {
+        (Some(mut response), _) => {
+            let status = response.status();
+            if retry_after.is_some() && is_transient_status(status) {
+                tracing::warn!(
+                    comm100.operation_id = operation_id,
+                    http.response.status_code = status.as_u16(),
+                    retry_after_s = retry_after.map(|d| d.as_secs()),
+                    "retryable status, but no attempt or wait is left within the policy and the budget; giving up"
+                );
+            }
+            let (code, message) = read_error_body(&mut response).await;
+            // A 5xx of a request that must not be sent twice: the caller gets it in the shape
+            // that says so.
+            if status.is_server_error() && !call.idempotent {
+                let cause = Error::ServerError {
+                    status,
+                    code,
+                    message,
+                    retry_after,
+                };
+                return call.fail(outcome, cause).await;
+            }
+            let headers = std::mem::take(response.headers_mut());
+            let mut normalized =
+                error_response(status, headers, code, message.clone(), operation_id);
+            if !(status.is_client_error() || status.is_server_error()) {
+                // A 3xx or 1xx reaches the caller as progenitor's `UnexpectedResponse`: its
+                // body is gone, so its code and message travel beside it.
+                normalized
+                    .extensions_mut()
+                    .insert(ErrorDetails { code, message });
+            }
+            Ok(normalized)
+        }
+        (None, Some(error)) => {
+            tracing::warn!(
+                comm100.operation_id = operation_id,
+                outcome = outcome.as_str(),
+                error.type = error_type(&error),
+                error = %error,
+                "the request failed; giving up"
+            );
+            // A failure that may be retried keeps reqwest's own error, for `is_timeout()` and
+            // the like.
+            if call.retryable(outcome) {
+                return Err(error);
+            }
+            call.fail(outcome, Error::Transport(Arc::new(error))).await
+        }
+        // A success longer than the limit.
+        (None, None) => {
+            let cause = Error::BodyTooLarge {
+                limit: call.max_body,
+            };
+            call.fail(outcome, cause).await
+        }
+    }
+}
+/// A `DELETE` answered `404` after an attempt that got no answer: the documented success, with
+/// the server's status in [`ORIGINAL_STATUS_HEADER`] and [`OUTCOME_HEADER`] saying that an
+/// earlier attempt most probably did it.
+fn done_earlier(response: &mut Response, operation_id: &'static str) -> Response {
+    let sent = response.status();
+    let status = documented_success(operation_id)
+        .and_then(|(status, _)| StatusCode::from_u16(status).ok())
+        .unwrap_or(StatusCode::NO_CONTENT);
+    let mut done = body::with_body(status, response, reqwest::Body::from(bytes::Bytes::new()));
+    let headers = done.headers_mut();
+    headers.remove(reqwest::header::CONTENT_LENGTH);
+    headers.remove(reqwest::header::CONTENT_TYPE);
+    headers.insert(
+        HeaderName::from_static(ORIGINAL_STATUS_HEADER),
+        HeaderValue::from(sent.as_u16()),
+    );
+    headers.insert(
+        HeaderName::from_static(OUTCOME_HEADER),
+        HeaderValue::from_static(DONE_BY_EARLIER_ATTEMPT),
+    );
+    done
+}
+
+/// A low-cardinality name for a failure without an answer, for `error.type`.
+fn answer_type(answer: Answer) -> &'static str {
+    match answer {
+        Answer::NotConnected => "connect",
+        Answer::Lost => "no_answer",
+        Answer::BrokenSuccess { .. } => "body",
+        Answer::Status(_) => "status",
     }
 }
 
@@ -335,43 +546,36 @@ fn error_type(error: &reqwest::Error) -> &'static str {
     }
 }
 
+/// The documented success of an operation: its status and whether it has a body. Generated
+/// from the spec by `codegen`.
+fn documented_success(operation_id: &str) -> Option<(u16, bool)> {
+    crate::generated::DOCUMENTED_SUCCESS
+        .iter()
+        .find(|(id, _, _)| *id == operation_id)
+        .map(|&(_, status, has_body)| (status, has_body))
+}
+
 /// Reads a success body (at most `max_body` bytes) so that the attempt, and its budget, include
 /// it, and takes any `2xx` as the operation's documented success.
 ///
 /// The documented status replaces another `2xx` (`200` for a `201`, `200` with a body for a
 /// `204`), and the status the server sent goes into the [`ORIGINAL_STATUS_HEADER`] header; a
-/// success documented without a body gets an empty one. A body over the limit, or one whose
-/// connection fails past the limit, becomes a body that fails when progenitor reads it, with
-/// [`Error::BodyTooLarge`] as its source. A transport failure while reading is returned for the
-/// retry loop.
+/// success documented without a body gets an empty one. A body over the limit, or a connection
+/// that fails while reading it, is the loop's to judge.
 async fn read_success(
     mut response: Response,
     max_body: usize,
     operation_id: &'static str,
-) -> Result<Response, reqwest::Error> {
-    if !response.status().is_success() {
-        return Ok(response);
-    }
-    let documented = crate::generated::DOCUMENTED_SUCCESS
-        .iter()
-        .find(|(id, _, _)| *id == operation_id)
-        .map(|&(_, status, has_body)| (status, has_body));
+) -> Result<Response, ReadError> {
+    let documented = documented_success(operation_id);
     let sent = response.status();
     let status = documented
         .and_then(|(status, _)| StatusCode::from_u16(status).ok())
         .unwrap_or(sent);
     let wants_body = documented.is_none_or(|(_, has_body)| has_body);
     let body = if wants_body {
-        match body::read_capped(&mut response, max_body, false).await {
-            Ok((bytes, _)) => reqwest::Body::from(bytes),
-            Err(ReadError::TooLarge) => {
-                return Ok(body::with_failing_body(
-                    &mut response,
-                    Error::BodyTooLarge { limit: max_body },
-                ))
-            }
-            Err(ReadError::Transport(e)) => return Err(e),
-        }
+        let (bytes, _) = body::read_capped(&mut response, max_body, false).await?;
+        reqwest::Body::from(bytes)
     } else {
         // Nothing is documented, so nothing is read: the connection drops what was sent.
         reqwest::Body::from(bytes::Bytes::new())
@@ -402,7 +606,7 @@ async fn login_failure(error: Error, login_url: Option<&Url>) -> reqwest::Result
             code,
             message,
             retry_after,
-        } => {
+        } if status.as_u16() >= 400 => {
             let mut headers = http::HeaderMap::new();
             if let Some(wait) = retry_after {
                 headers.insert(RETRY_AFTER, HeaderValue::from(wait.as_secs()));
@@ -415,6 +619,9 @@ async fn login_failure(error: Error, login_url: Option<&Url>) -> reqwest::Result
                 LOGIN_OPERATION,
             ))
         }
+        // Any other answer (a redirect to another host): a login failure, never a response the
+        // caller could take for a success, and not retryable (see `Deferred`).
+        refusal @ Error::Login { .. } => Ok(deferred(login_url, refusal)),
         other => Err(body::reqwest_error(other, login_url).await),
     }
 }

@@ -40,7 +40,9 @@ mod client;
 mod domain;
 mod error;
 mod hooks;
+mod outcome;
 mod raw;
+mod reconcile;
 mod retry;
 mod segments;
 
@@ -52,8 +54,10 @@ pub use error::{ApiErrorExt, Error};
 // `new_with_client`; it must be public for that, but it is no API to use: hidden from the docs.
 #[doc(hidden)]
 pub use hooks::Inner;
-pub use hooks::ORIGINAL_STATUS_HEADER;
+pub use hooks::{DONE_BY_EARLIER_ATTEMPT, ORIGINAL_STATUS_HEADER, OUTCOME_HEADER};
+pub use outcome::Outcome;
 pub use raw::{RawError, RawRequest, RAW_OPERATION};
+pub use reconcile::CreateOutcome;
 pub use retry::RetryPolicy;
 pub use segments::InvalidSegment;
 
@@ -62,6 +66,7 @@ pub use segments::InvalidSegment;
 pub mod prelude {
     pub use crate::error::ApiErrorExt;
     pub use crate::generated::{ClientAuthExt, ClientCustomerSegmentsExt};
+    pub use crate::outcome::Outcome;
 }
 
 /// The client generated from `openapi/comm100.yaml` by progenitor at build time. Reach it

@@ -94,8 +94,11 @@ impl RawRequest<'_> {
         self
     }
 
-    /// Sends the request and returns the response of a success (any status below `400`), its
-    /// body already read within the limit. An error status is `Err(ErrorResponse)`.
+    /// Sends the request and returns the response of a success (a `2xx`), its body already
+    /// read within the limit. An error status is `Err(ErrorResponse)`, a `3xx` or `1xx`
+    /// `Err(UnexpectedResponse)` (its body read within the error-body limit), and every other
+    /// failure follows the rules of the generated operations (see
+    /// [`ApiErrorExt`](crate::ApiErrorExt)).
     pub async fn send(self) -> Result<Response, RawError> {
         let client = self.c100.client();
         let mut request = self
@@ -106,16 +109,19 @@ impl RawRequest<'_> {
             operation_id: RAW_OPERATION,
         };
         client.pre::<types::Error>(&mut request, &info).await?;
-        let response = client
-            .exec(request, &info)
-            .await
-            .map_err(RawError::CommunicationError)?;
-        if response.status().as_u16() >= 400 {
+        let result = client.exec(request, &info).await;
+        client.post::<types::Error>(&result, &info).await?;
+        let response = result.map_err(RawError::CommunicationError)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        if status.is_client_error() || status.is_server_error() {
             return Err(RawError::ErrorResponse(
                 crate::body::decode_response(response).await?,
             ));
         }
-        Ok(response)
+        Err(RawError::UnexpectedResponse(response))
     }
 
     /// Sends the request and decodes the body of a success as `T`.

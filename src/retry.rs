@@ -2,14 +2,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::{Method, StatusCode};
-
-/// The retry policy: exponential backoff with full jitter, honouring `Retry-After` up to a cap.
+/// The retry policy: how many attempts, and how long to wait between them (exponential backoff
+/// with full jitter, honouring `Retry-After` up to a cap).
 ///
-/// GET, PUT and DELETE are retried on connection errors and on 408, 429, 500, 502, 503 and 504.
-/// POST is retried on `429`, which the server sends before acting, and when the request
-/// certainly never reached the server (the connection could not be made); after any other
-/// failure a create may have happened, so it is never sent twice. Every wait fits in the
+/// *Which* failures are retried is one rule for every operation, the decision table in the
+/// README: a request is sent again after a failure that a later attempt may not meet (no
+/// connection, no answer, `408`, `429`, `500`, `502`, `503`, `504`) only when nothing was done
+/// (no connection, `408`, `429`) or doing it twice is the same as once (GET, PUT, DELETE). A
+/// create that may have reached the server is never sent twice. Every wait fits in the
 /// operation's time budget, or is not waited.
 ///
 /// ```
@@ -85,24 +85,6 @@ impl RetryPolicy {
             .min(self.max_backoff);
         Some(ceiling.mul_f64(fastrand::f64()))
     }
-}
-
-/// Statuses worth another attempt.
-pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
-}
-
-/// Whether a method may be sent again after the server may have seen it.
-pub(crate) fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS
-    )
-}
-
-/// Whether a transport error means the request certainly never reached the server.
-pub(crate) fn never_sent(error: &reqwest::Error) -> bool {
-    error.is_connect()
 }
 
 /// The wait a response's `Retry-After` header asks for, if it has a readable one.

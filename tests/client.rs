@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use comm100::generated::{types, ClientCustomerSegmentsExt as _};
-use comm100::{ApiErrorExt, Comm100, RetryPolicy};
+use comm100::{ApiErrorExt, Comm100, Outcome, RetryPolicy};
 use comm100_sandbox::{
     Fault, OddBody, Route, Sandbox, SandboxConfig, DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID,
 };
@@ -188,10 +188,13 @@ async fn a_dropped_create_is_not_retried_and_never_duplicates() {
         .send()
         .await
         .unwrap_err();
-    assert!(
-        err.http_status().is_none() && err.is_retryable(),
-        "a transport error: {err}"
-    );
+    // The server may have acted: neither progenitor's method nor the trait's calls it
+    // retryable, and the outcome says why.
+    assert!(err.http_status().is_none(), "no answer: {err}");
+    assert!(!err.is_retryable(), "progenitor's is_retryable: {err}");
+    assert!(!ApiErrorExt::is_retryable(&err), "the trait's: {err}");
+    assert_eq!(err.outcome(), Outcome::Unknown);
+    assert_eq!(err.operation_id(), Some("create_customer_segment"));
     assert_eq!(count(&ctl, Route::Create), 1, "the POST was sent once");
     assert_eq!(
         ctl.segments(DEFAULT_SITE_ID).len(),
@@ -218,6 +221,11 @@ async fn a_dropped_create_is_not_retried_and_never_duplicates() {
         .await
         .unwrap_err();
     assert_eq!(err.http_status().map(|s| s.as_u16()), Some(503));
+    assert_eq!(err.outcome(), Outcome::Unknown);
+    assert!(
+        !err.is_retryable() && !ApiErrorExt::is_retryable(&err),
+        "{err}"
+    );
     assert_eq!(
         count(&ctl, Route::Create),
         3,
