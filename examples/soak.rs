@@ -11,15 +11,17 @@
 //! was handled (`fail_next(1, fault, None)`; the operation's first request takes it), or a
 //! revocation of every token (`revoke_tokens()`).
 //!
-//! The client keeps a model of what should exist (id → name and fields). Every create has a
-//! unique name, so a create that fails (a POST is not retried once it may have reached the
-//! server) is reported as a failed operation and then reconciled: the list is read, and a
-//! segment with that name, if there is one, is adopted into the model. GET, PUT and DELETE are
-//! retried by the client and must succeed. At the end the model and the sandbox
+//! The client keeps a model of what should exist (id → name and fields). Creates go through
+//! `Comm100::create_customer_segment_reconciled`: a create is sent once, and when its outcome is
+//! unknown the site is listed once and the segment sent is looked for by its fingerprint; one
+//! found is adopted into the model. GET, PUT and DELETE are retried by the client and must
+//! succeed; a delete retried after a lost answer and found gone is reported done by the client. At the end the model and the sandbox
 //! (`controls.segments(site)`) must hold the same ids with the same fields. It prints one line
 //! per failed operation and then exactly:
 //!
-//! `soak ops=<n> faults=<n> retries=<n> failed_ops=<n> duplicates=<n> lost=<n> state_matches=<bool>`
+//! `soak ops=<n> faults=<n> retries=<n> failed_ops=<n> duplicates=<n> lost=<n> unknown=<n> state_matches=<bool>`
+//!
+//! where `unknown` counts creates whose outcome is still unknown at the end.
 //!
 //! `tests/soak.rs` runs 500 operations of the same code.
 
@@ -27,7 +29,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use comm100::generated::{types, ClientCustomerSegmentsExt as _};
-use comm100::ApiErrorExt as _;
+use comm100::{ApiErrorExt as _, CreateOutcome};
 use comm100_sandbox::{Fault, Route, Sandbox, SandboxConfig};
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
@@ -79,14 +81,18 @@ pub struct SoakReport {
     pub failed: Vec<FailedOp>,
     /// Failed creates found applied on the server and adopted into the model.
     pub adopted: usize,
-    /// Deletes that got `404` on a retry after the first attempt had deleted the segment.
-    pub deletes_404_after_retry: usize,
+    /// Deletes that the client reported done by an earlier attempt (a `404` on a retry after an
+    /// attempt that got no answer).
+    pub deletes_done_earlier: usize,
     /// Segments in the sandbox whose unique name appears more than once (extra copies).
     pub duplicates: usize,
     /// Acknowledged segments in the model that are missing from the sandbox.
     pub lost: usize,
-    /// Segments in the sandbox that the model does not know.
+    /// Creates whose outcome is still unknown at the end (the reconciling create could not
+    /// tell, or found more than one candidate).
     pub unknown: usize,
+    /// Segments in the sandbox that the model does not know.
+    pub strays: usize,
     /// Segments in both whose fields differ.
     pub field_mismatches: usize,
     /// Reads (get or list) that disagreed with the model during the run.
@@ -101,13 +107,14 @@ impl SoakReport {
     /// The summary line.
     pub fn summary(&self) -> String {
         format!(
-            "soak ops={} faults={} retries={} failed_ops={} duplicates={} lost={} state_matches={}",
+            "soak ops={} faults={} retries={} failed_ops={} duplicates={} lost={} unknown={} state_matches={}",
             self.ops,
             self.faults,
             self.retries,
             self.failed.len(),
             self.duplicates,
             self.lost,
+            self.unknown,
             self.state_matches
         )
     }
@@ -192,6 +199,11 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
                 .initial_backoff(Duration::from_millis(5)),
         )
         .refresh_buffer(Duration::from_secs(60))
+        // The soak revokes every token every few dozen operations, far more often than a real
+        // server, and checks the state, not the pacing of logins: a revocation is answered with
+        // a login at once. The default interval (one forced login a minute) is tested in
+        // tests/auth.rs.
+        .forced_refresh_interval(Duration::ZERO)
         .build()?;
     // Log in first, so that a fault set up before the first operation hits that operation.
     c100.login().await?;
@@ -263,33 +275,40 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
                     value: format!("page-{index}"),
                 };
                 calls += 1;
-                match client
-                    .create_customer_segment()
-                    .body(expected.body())
-                    .send()
+                // A create is sent once; when its outcome is unknown, the reconciling create
+                // lists the site once and looks for what it sent.
+                match c100
+                    .create_customer_segment_reconciled(expected.body())
                     .await
                 {
-                    Ok(created) => {
-                        let id = created.into_inner().id;
-                        model.push((id, expected));
-                    }
-                    Err(e) => {
-                        // It may or may not have been applied: look for its unique name.
+                    Ok(CreateOutcome::Created(created)) => model.push((created.id, expected)),
+                    Ok(CreateOutcome::FoundAfterFailure { segment, error }) => {
                         calls += 1;
-                        let listed = client.list_customer_segments().send().await?.into_inner();
-                        let found: Vec<_> = listed
-                            .iter()
-                            .filter(|s| s.name.as_deref() == Some(expected.name.as_str()))
-                            .collect();
-                        let outcome = match found.first().map(|s| s.id) {
-                            Some(id) => {
-                                report.adopted += 1;
-                                model.push((id, Expected::from_sdk(found[0])));
-                                "applied on the server; adopted"
-                            }
-                            None => "not applied on the server",
-                        };
-                        report.failed.push(fail(describe(&e), outcome));
+                        report.adopted += 1;
+                        model.push((segment.id, Expected::from_sdk(&segment)));
+                        report.failed.push(fail(
+                            describe(&error),
+                            "applied on the server; found and adopted",
+                        ));
+                    }
+                    Ok(CreateOutcome::NotCreated(error)) => {
+                        calls += usize::from(error.outcome().may_have_acted());
+                        report
+                            .failed
+                            .push(fail(describe(&error), "not applied on the server"));
+                    }
+                    Ok(CreateOutcome::Ambiguous { error, .. }) => {
+                        calls += 1;
+                        report.unknown += 1;
+                        report.failed.push(fail(describe(&error), "ambiguous"));
+                    }
+                    Ok(other) => return Err(format!("a new create outcome: {other:?}").into()),
+                    Err(error) => {
+                        calls += 1;
+                        report.unknown += 1;
+                        report
+                            .failed
+                            .push(fail(describe(&error), "outcome unknown"));
                     }
                 }
             }
@@ -348,16 +367,17 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
                 let id = model[pick].0;
                 calls += 1;
                 match client.delete_customer_segment().id(id).send().await {
-                    Ok(_) => {
-                        model.remove(pick);
-                    }
-                    // After a connection dropped once the delete was done, the retry finds the
-                    // segment gone and gets 404. The segment was in the model (acknowledged, and
-                    // this client is the only writer), so 404 means the delete took effect: the
-                    // end state the caller asked for holds. It counts as success only when the
-                    // log shows the DELETE was sent more than once.
-                    Err(e) if e.is_not_found() && deletes_sent(&controls, id) > 1 => {
-                        report.deletes_404_after_retry += 1;
+                    Ok(deleted) => {
+                        // A retry after an attempt that got no answer found the segment gone:
+                        // the client reports the delete done by that attempt.
+                        let earlier =
+                            deleted
+                                .headers()
+                                .get(comm100::OUTCOME_HEADER)
+                                .is_some_and(|v| {
+                                    v.as_bytes() == comm100::DONE_BY_EARLIER_ATTEMPT.as_bytes()
+                                });
+                        report.deletes_done_earlier += usize::from(earlier);
                         model.remove(pick);
                     }
                     Err(e) => {
@@ -392,12 +412,12 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
         .collect();
     let model: HashMap<Uuid, Expected> = model.into_iter().collect();
     report.lost = model.keys().filter(|id| !real.contains_key(id)).count();
-    report.unknown = real.keys().filter(|id| !model.contains_key(id)).count();
+    report.strays = real.keys().filter(|id| !model.contains_key(id)).count();
     report.field_mismatches = model
         .iter()
         .filter(|(id, e)| real.get(id).is_some_and(|r| r != *e))
         .count();
-    report.state_matches = report.lost == 0 && report.unknown == 0 && report.field_mismatches == 0;
+    report.state_matches = report.lost == 0 && report.strays == 0 && report.field_mismatches == 0;
 
     // Retries are counted from the sandbox's request log, not from tracing: every request but
     // the token requests, less one per client call. A request re-sent after a 401 (token
@@ -415,22 +435,11 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
     Ok(report)
 }
 
-/// How many DELETE requests for this id the sandbox has seen (each id is deleted at most once
-/// by the soak, so more than one means the client retried).
-fn deletes_sent(controls: &comm100_sandbox::Controls, id: Uuid) -> usize {
-    let suffix = format!("/{id}");
-    controls
-        .requests()
-        .iter()
-        .filter(|r| r.route == Some(Route::Delete) && r.path.ends_with(&suffix))
-        .count()
-}
-
 /// A short description of an error: the status and Comm100's message, or the transport error.
 fn describe(e: &(impl comm100::ApiErrorExt + std::fmt::Display)) -> String {
     match e.http_status() {
         Some(status) => format!("{} {}", status.as_u16(), e.message()),
-        None => e.to_string(),
+        None => e.message(),
     }
 }
 
@@ -447,11 +456,11 @@ pub fn print_report(report: &SoakReport) {
         );
     }
     println!(
-        "soak details faulted_ops={} adopted={} deletes_404_after_retry={} unknown={} field_mismatches={} stale_reads={}",
+        "soak details faulted_ops={} adopted={} deletes_done_earlier={} strays={} field_mismatches={} stale_reads={}",
         report.faulted_ops,
         report.adopted,
-        report.deletes_404_after_retry,
-        report.unknown,
+        report.deletes_done_earlier,
+        report.strays,
         report.field_mismatches,
         report.stale_reads
     );

@@ -54,6 +54,7 @@ async fn soak_500_ops_with_faults_keeps_the_state_and_fails_only_creates() {
     assert!(report.faults > 0, "{}", report.summary());
     assert_eq!(report.duplicates, 0, "{}", report.summary());
     assert_eq!(report.lost, 0, "{}", report.summary());
+    assert_eq!(report.unknown, 0, "{}", report.summary());
     assert!(report.state_matches, "{report:?}");
     assert_eq!(report.stale_reads, 0, "{report:?}");
     for failed in &report.failed {
