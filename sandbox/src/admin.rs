@@ -93,8 +93,24 @@ fn bad_fault(fault: &Fault) -> Option<Response<Body>> {
         Fault::AltSuccess { status, .. } if !(200..=299).contains(status) => Some(bad(format!(
             "The field 'status' of 'alt_success' must be from 200 to 299: {status}."
         ))),
+        Fault::Redirect {
+            status, location, ..
+        } => bad_redirect(*status, location.as_deref()),
         _ => None,
     }
+}
+
+/// A `400` for a redirect the admin routes refuse: a status outside `300..=399`, or a
+/// `Location` that is not a valid header value.
+fn bad_redirect(status: u16, location: Option<&str>) -> Option<Response<Body>> {
+    if !(300..=399).contains(&status) {
+        return Some(bad(format!(
+            "The field 'status' of 'redirect' must be from 300 to 399: {status}."
+        )));
+    }
+    location
+        .filter(|l| axum::http::HeaderValue::from_str(l).is_err())
+        .map(|_| bad("The field 'location' is not a valid header value.".to_owned()))
 }
 
 async fn faults(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body> {
@@ -277,6 +293,11 @@ async fn token_host(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<B
         {
             return response;
         }
+    }
+    if let TokenHost::Redirect { status, location } = &host
+        && let Some(response) = bad_redirect(*status, location.as_deref())
+    {
+        return response;
     }
     inner.state().token_host = host;
     done()

@@ -55,18 +55,33 @@ pub(crate) enum TokenError {
     NotYetValid,
 }
 
+/// The latest instant the sandbox writes as a time, 9999-12-31T23:59:59Z in Unix seconds: the
+/// last an HTTP date can name, and the `exp` of a token that does not expire, which a client can
+/// still turn into a date.
+pub(crate) const LATEST_SECS: i64 = 253_402_300_799;
+
 /// Seconds since the Unix epoch, now.
 pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
-/// A lifetime in whole seconds, rounded up, so that only a zero lifetime gives `exp == nbf`.
+/// A lifetime in whole seconds, rounded up, so that only a zero lifetime gives `exp == nbf`;
+/// saturating, since a test may well ask for `Duration::MAX`.
 fn lifetime_secs(lifetime: Duration) -> i64 {
-    let secs = lifetime.as_secs() + u64::from(lifetime.subsec_nanos() > 0);
+    let secs = lifetime
+        .as_secs()
+        .saturating_add(u64::from(lifetime.subsec_nanos() > 0));
     i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+/// The `exp` of a token issued at `nbf`: `nbf` plus the lifetime, no later than
+/// [`LATEST_SECS`] (unless the clock is already past it).
+fn expiry(nbf: i64, lifetime: Duration) -> i64 {
+    nbf.saturating_add(lifetime_secs(lifetime))
+        .min(LATEST_SECS.max(nbf))
 }
 
 fn sign(secret: &[u8], signing_input: &str) -> Vec<u8> {
@@ -91,7 +106,7 @@ pub(crate) fn issue(
         site_id: site_id.to_string(),
         success: "True".to_owned(),
         nbf,
-        exp: nbf.saturating_add(lifetime_secs(lifetime)),
+        exp: expiry(nbf, lifetime),
         iss: issuer.to_owned(),
         iat: nbf,
     };
@@ -193,6 +208,19 @@ mod tests {
             TokenError::Expired
         );
         assert_eq!(lifetime_secs(Duration::from_millis(1)), 1);
+    }
+
+    #[test]
+    fn a_lifetime_of_duration_max_is_a_token_valid_until_the_latest_date() {
+        let secret = b"k";
+        let now = now_secs();
+        let (token, claims) = issue(secret, 1, 1, Duration::MAX, "iss", now);
+        assert_eq!(claims.exp, LATEST_SECS);
+        assert!(verify(secret, &token, now).is_ok());
+        assert!(verify(secret, &token, LATEST_SECS - 1).is_ok());
+        // On a clock already past it, still no earlier than now.
+        assert_eq!(expiry(i64::MAX, Duration::MAX), i64::MAX);
+        assert_eq!(expiry(LATEST_SECS + 5, Duration::ZERO), LATEST_SECS + 5);
     }
 
     #[test]

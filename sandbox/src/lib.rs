@@ -5,6 +5,7 @@
 mod admin;
 mod config;
 mod jwt;
+mod modes;
 #[cfg(test)]
 mod modes_table;
 mod records;
@@ -19,11 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use crate::config::{SandboxBuilder, SandboxConfig, Seed};
+pub use crate::modes::{Fault, OddBody, Route, TokenHost};
 pub use crate::records::{AgentRecord, AlertToRecord, ConditionRecord, SegmentRecord, Stats};
 use crate::state::{DailyLimit, Inner, PendingFault, State};
 
@@ -39,145 +41,6 @@ pub const DAILY_LIMIT_MESSAGE: &str =
 /// The message of the `401` an API request with a valid token gets while
 /// [`Controls::set_refuse_valid_tokens`] is on.
 pub const REFUSED_TOKEN_MESSAGE: &str = "The agent is not allowed to use the API.";
-
-/// A fault to inject into a request; see [`Controls::fail_next`].
-#[non_exhaustive]
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fault {
-    /// Answer with this status (`500`, `502`, `503`, ...) and a JSON error body.
-    Status(u16),
-    /// Answer `429` with this `Retry-After` value (seconds such as `"0"` or `"1"`, or an HTTP
-    /// date) and a JSON error body.
-    RateLimited {
-        /// The value of the `Retry-After` header.
-        retry_after: String,
-    },
-    /// Close the connection without a response; the request is not processed.
-    DropBeforeHandling,
-    /// Process the request (a create does create the segment), then close the connection
-    /// without a response.
-    DropAfterHandling,
-    /// Answer with this status and an error body in an odd shape.
-    OddBody {
-        /// The status of the response.
-        status: u16,
-        /// The shape of the body.
-        body: OddBody,
-    },
-    /// Delay this one request, then handle it normally. In JSON, the delay is in milliseconds.
-    Latency(#[serde(with = "duration_ms")] Duration),
-    /// Answer with this status and an HTML error page (`content-type: text/html`) of exactly
-    /// `bytes` bytes, with its `content-length`; the request is not processed. The page is
-    /// streamed in chunks of about 64 KiB, never held whole, so `bytes` may be far larger than
-    /// memory (e.g. 256 MiB). A status that is not a valid HTTP status is sent as `500`.
-    ///
-    /// In JSON: `{"huge_error_body": {"status": 500, "bytes": 268435456}}`.
-    HugeErrorBody {
-        /// The status of the response.
-        status: u16,
-        /// The exact length of the body.
-        bytes: u64,
-    },
-    /// Process the request normally up to its status and headers (`200` for a list), then send,
-    /// instead of its body, a JSON array that never ends: `[` followed by the same
-    /// segment-like object, each followed by `,`, streamed in chunks, with no
-    /// `content-length`. The body goes on until the client disconnects or the sandbox stops. A
-    /// `204` is sent as `200`.
-    ///
-    /// In JSON: `"endless_body"`.
-    EndlessBody,
-    /// Accept the request, log it on arrival (with status `None`, before any latency set with
-    /// [`Controls::set_latency`]) and never answer: the connection stays open until the client
-    /// gives up or the sandbox stops, as under [`TokenHost::Silent`]. The request is not
-    /// processed.
-    ///
-    /// In JSON: `"hang"`.
-    Hang,
-    /// Process the request normally (a create does create the segment, a delete does delete
-    /// it), then answer a success with this other `2xx` status instead of the documented one
-    /// (e.g. `200` for a create's `201` or a delete's `204`), without a `Location` header. A
-    /// request that fails is answered with its error, unchanged.
-    ///
-    /// In JSON: `{"alt_success": {"status": 200, "body": "Deleted"}}` (`body` may be `null` or
-    /// left out). The admin route refuses a status outside `200..=299` with `400`;
-    /// [`Controls::fail_next`] takes it, and it is sent as `200`.
-    AltSuccess {
-        /// The status of the response; one outside `200..=299` is sent as `200`.
-        status: u16,
-        /// The body that replaces the normal one, sent as `text/plain; charset=utf-8`; `None`
-        /// keeps the normal body (e.g. the created segment's JSON).
-        #[serde(default)]
-        body: Option<String>,
-    },
-}
-
-/// How the token route (both token paths) behaves, until told otherwise; see
-/// [`Controls::set_token_host`].
-///
-/// In JSON: `"normal"`, `{"slow": 250}` (milliseconds),
-/// `{"refusing": {"status": 503, "message": "..", "retry_after": "7"}}` (`retry_after` optional)
-/// or `"silent"`.
-#[non_exhaustive]
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenHost {
-    /// Answer normally (the default).
-    #[default]
-    Normal,
-    /// Delay every token response by this long, then answer normally. In JSON, the delay is in
-    /// milliseconds.
-    Slow(#[serde(with = "duration_ms")] Duration),
-    /// Refuse every login with this status, Comm100's JSON error body
-    /// `{"code": status * 1000, "message": message}` and, when given, a `Retry-After` header.
-    Refusing {
-        /// The status of the refusal, e.g. `503`; one that is not a valid HTTP status is sent
-        /// as `500`.
-        status: u16,
-        /// The `message` of the error body.
-        message: String,
-        /// The value of the `Retry-After` header (seconds or an HTTP date); none when `None`.
-        /// A value that is not a valid header value is sent as `1`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        retry_after: Option<String>,
-    },
-    /// Accept the request, read it, log it, and never answer: the connection stays open until
-    /// the client gives up or the sandbox shuts down.
-    Silent,
-}
-
-/// Error bodies in the odd shapes real servers send.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OddBody {
-    /// The documents' non-JSON form with unquoted keys, `{ code: 400000, message: "..." }`,
-    /// sent as `application/json`.
-    Relaxed,
-    /// An HTML error page, sent as `text/html`.
-    Html,
-    /// An empty body.
-    Empty,
-}
-
-/// An operation of the API, for routing faults and reading the log.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Route {
-    /// `POST .../adminwebservice/api/jwttoken/generate`.
-    Token,
-    /// `GET /livechat/customerSegments`.
-    List,
-    /// `GET /livechat/customerSegments/{id}`.
-    Get,
-    /// `POST /livechat/customerSegments`.
-    Create,
-    /// `PUT /livechat/customerSegments/{id}`.
-    Update,
-    /// `DELETE /livechat/customerSegments/{id}`.
-    Delete,
-}
 
 /// One request as the sandbox saw it.
 #[non_exhaustive]
@@ -213,20 +76,6 @@ pub struct RequestRecord {
     /// Whether the response went out gzip-encoded (`Content-Encoding: gzip`); see
     /// [`Controls::set_gzip`].
     pub gzip: bool,
-}
-
-mod duration_ms {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
-    }
 }
 
 /// A running sandbox. Dropping it stops the server; [`Sandbox::shutdown`] stops it and waits.

@@ -19,7 +19,8 @@ Admin routes (JSON bodies; never faulted, limited or logged; see the crate's REA
   POST   /__sandbox/forward-compat      {\"on\":true}
   POST   /__sandbox/gzip                {\"on\":true}
   POST   /__sandbox/clock-offset        {\"secs\":-10800}
-  POST   /__sandbox/token-host          \"normal\", {\"slow\":250}, {\"refusing\":{\"status\":503,\"message\":\"..\"}} or \"silent\"
+  POST   /__sandbox/token-host          \"normal\", {\"slow\":250}, {\"refusing\":{\"status\":503,\"message\":\"..\"}}, \"silent\"
+                                        or {\"redirect\":{\"status\":307,\"location\":\"https://elsewhere.example/x\"}}
   POST   /__sandbox/refuse-tokens       {\"on\":true}
   GET    /__sandbox/agents
   POST   /__sandbox/agents              {\"email\":\"..\",\"password\":\"..\",\"site_id\":20000}
@@ -36,7 +37,8 @@ update or delete; \"n\" defaults to 1):
   {\"status\":503}  {\"rate_limited\":{\"retry_after\":\"1\"}}  \"drop_before_handling\"  \"drop_after_handling\"
   {\"odd_body\":{\"status\":400,\"body\":\"relaxed\"}} (or \"html\", \"empty\")  {\"latency\":250}
   {\"huge_error_body\":{\"status\":500,\"bytes\":268435456}}  \"endless_body\"  \"hang\"
-  {\"alt_success\":{\"status\":200,\"body\":\"Deleted\"}}
+  {\"alt_success\":{\"status\":200,\"body\":\"Deleted\"}}  {\"truncated_body\":{\"after\":10}}
+  {\"redirect\":{\"status\":302,\"location\":\"https://elsewhere.example/x\",\"endless\":false}}
 
 Seed file (--seed):
   {\"agents\": [{\"email\": \"sync@example.com\", \"password\": \"sync-password\", \"site_id\": 20000}],

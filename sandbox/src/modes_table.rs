@@ -1,10 +1,8 @@
-//! The README's table of faults and modes has one row for each: a `Fault` variant (matched
-//! exhaustively, so that a new one cannot be left out), a `TokenHost` mode, or a `Controls`
-//! method that sets a mode.
+//! The README's table of faults and modes has one row for each: a `Fault` variant and a
+//! `TokenHost` mode (from their `examples()`, which cannot leave one out, and matched
+//! exhaustively here), or a `Controls` method that sets a mode.
 
-use std::time::Duration;
-
-use crate::{Fault, OddBody, TokenHost};
+use crate::{Fault, TokenHost};
 
 /// What names a fault in the table: its Rust path and the start of its JSON, in a code span.
 fn fault_names(fault: &Fault) -> [&'static str; 2] {
@@ -19,6 +17,8 @@ fn fault_names(fault: &Fault) -> [&'static str; 2] {
         Fault::EndlessBody => ["Fault::EndlessBody", "`\"endless_body\"`"],
         Fault::Hang => ["Fault::Hang", "`\"hang\"`"],
         Fault::AltSuccess { .. } => ["Fault::AltSuccess", "`{\"alt_success\""],
+        Fault::TruncatedBody { .. } => ["Fault::TruncatedBody", "`{\"truncated_body\""],
+        Fault::Redirect { .. } => ["Fault::Redirect", "`{\"redirect\""],
     }
 }
 
@@ -26,11 +26,26 @@ fn fault_names(fault: &Fault) -> [&'static str; 2] {
 fn token_host_names(host: &TokenHost) -> Option<[&'static str; 2]> {
     match host {
         TokenHost::Normal => None,
-        TokenHost::Slow(_) => Some(["TokenHost::Slow", "{\"slow\""]),
-        TokenHost::Refusing { .. } => Some(["TokenHost::Refusing", "{\"refusing\""]),
-        TokenHost::Silent => Some(["TokenHost::Silent", "\"silent\""]),
+        TokenHost::Slow(_) => Some(["TokenHost::Slow", "token-host {\"slow\""]),
+        TokenHost::Refusing { .. } => Some(["TokenHost::Refusing", "token-host {\"refusing\""]),
+        TokenHost::Silent => Some(["TokenHost::Silent", "token-host \"silent\""]),
+        TokenHost::Redirect { .. } => Some(["TokenHost::Redirect", "token-host {\"redirect\""]),
     }
 }
+
+/// The other modes: for each, the `Controls` method and the admin route that set it.
+const OTHER_MODES: &[[&str; 2]] = &[
+    ["set_latency(", "/__sandbox/latency"],
+    ["revoke_tokens(", "/__sandbox/revoke"],
+    ["set_token_lifetime(", "/__sandbox/token-lifetime"],
+    ["set_daily_limit(", "/__sandbox/daily-limit"],
+    ["set_forward_compat(", "/__sandbox/forward-compat"],
+    ["set_gzip(", "/__sandbox/gzip"],
+    ["set_clock_offset(", "/__sandbox/clock-offset"],
+    ["set_refuse_valid_tokens(", "/__sandbox/refuse-tokens"],
+    ["insert_raw_segment(", "/__sandbox/segments/{site}"],
+    ["seed_odd_segments(", "/__sandbox/odd-segments/{site}"],
+];
 
 /// The rows of the table under "## Faults and modes", header and rule left out.
 fn rows() -> Vec<&'static str> {
@@ -56,74 +71,27 @@ fn in_one_row(rows: &[&str], name: &str) {
 #[test]
 fn every_fault_and_mode_has_one_row() {
     let rows = rows();
-    let faults = [
-        Fault::Status(503),
-        Fault::RateLimited {
-            retry_after: "1".into(),
-        },
-        Fault::DropBeforeHandling,
-        Fault::DropAfterHandling,
-        Fault::OddBody {
-            status: 400,
-            body: OddBody::Relaxed,
-        },
-        Fault::Latency(Duration::from_millis(250)),
-        Fault::HugeErrorBody {
-            status: 500,
-            bytes: 1,
-        },
-        Fault::EndlessBody,
-        Fault::Hang,
-        Fault::AltSuccess {
-            status: 200,
-            body: None,
-        },
-    ];
-    let hosts = [
-        TokenHost::Normal,
-        TokenHost::Slow(Duration::ZERO),
-        TokenHost::Refusing {
-            status: 503,
-            message: String::new(),
-            retry_after: None,
-        },
-        TokenHost::Silent,
-    ];
+    let faults = Fault::examples();
+    let hosts = TokenHost::examples();
     let mut names: Vec<&str> = faults.iter().flat_map(fault_names).collect();
     names.extend(hosts.iter().filter_map(token_host_names).flatten());
-    names.extend([
-        "set_latency(",
-        "/__sandbox/latency",
-        "revoke_tokens(",
-        "/__sandbox/revoke",
-        "set_token_lifetime(",
-        "/__sandbox/token-lifetime",
-        "set_daily_limit(",
-        "/__sandbox/daily-limit",
-        "set_forward_compat(",
-        "/__sandbox/forward-compat",
-        "set_gzip(",
-        "/__sandbox/gzip",
-        "set_clock_offset(",
-        "/__sandbox/clock-offset",
-        "set_refuse_valid_tokens(",
-        "/__sandbox/refuse-tokens",
-        "insert_raw_segment(",
-        "/__sandbox/segments/{site}",
-        "seed_odd_segments(",
-        "/__sandbox/odd-segments/{site}",
-    ]);
+    names.extend(OTHER_MODES.iter().flatten());
     for name in &names {
         in_one_row(&rows, name);
     }
-    // The slow, refusing and silent token host each have a row, sharing the admin route.
+    // Each token host but the normal one has a row, sharing the admin route.
+    let host_rows = hosts.iter().filter_map(token_host_names).count();
     let token_host_rows = rows
         .iter()
         .filter(|row| row.contains("/__sandbox/token-host"))
         .count();
-    assert_eq!(token_host_rows, 3);
-    // 10 faults, 3 token hosts and 10 other modes, and nothing else.
-    assert_eq!(rows.len(), 23, "{rows:#?}");
+    assert_eq!(token_host_rows, host_rows);
+    // The faults, the token hosts and the other modes, and nothing else.
+    assert_eq!(
+        rows.len(),
+        faults.len() + host_rows + OTHER_MODES.len(),
+        "{rows:#?}"
+    );
 }
 
 #[test]
@@ -138,5 +106,27 @@ fn the_json_of_each_fault_row_is_that_fault() {
         assert!(row.contains(rust), "{json} is not the fault of {row}");
         seen += 1;
     }
-    assert_eq!(seen, 10);
+    assert_eq!(seen, Fault::examples().len());
+}
+
+#[test]
+fn the_json_of_each_token_host_row_is_that_host() {
+    let host_rows = rows()
+        .into_iter()
+        .filter(|row| row.contains("/__sandbox/token-host "));
+    let mut seen = 0;
+    for row in host_rows {
+        let binary = row.trim_end_matches('|').rsplit(" | ").next().unwrap();
+        let span = binary.split('`').nth(1).expect("a code span");
+        let json = span.split_once("token-host ").expect("the route").1;
+        let host: TokenHost = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        let [rust, _] = token_host_names(&host).expect("not the normal host");
+        assert!(row.contains(rust), "{json} is not the token host of {row}");
+        seen += 1;
+    }
+    let modes = TokenHost::examples()
+        .iter()
+        .filter_map(token_host_names)
+        .count();
+    assert_eq!(seen, modes);
 }

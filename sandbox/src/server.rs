@@ -405,8 +405,21 @@ async fn handle_request(
             tokio::time::sleep(*delay).await;
             None
         }
+        Some(Fault::Redirect {
+            status,
+            location,
+            endless,
+        }) => Some(stream::redirect(
+            *status,
+            location.as_deref(),
+            endless.then(|| (stop.clone(), &streams)),
+        )),
         Some(
-            Fault::DropAfterHandling | Fault::EndlessBody | Fault::AltSuccess { .. } | Fault::Hang,
+            Fault::DropAfterHandling
+            | Fault::EndlessBody
+            | Fault::AltSuccess { .. }
+            | Fault::Hang
+            | Fault::TruncatedBody { .. },
         )
         | None => None,
     };
@@ -432,6 +445,9 @@ async fn handle_request(
                 }
                 TokenHost::Silent => {
                     return Err(hold(inner, record, &mut stop, "silent token host").await);
+                }
+                TokenHost::Redirect { status, location } => {
+                    Some(stream::redirect(status, location.as_deref(), None))
                 }
                 TokenHost::Normal => None,
             }
@@ -477,7 +493,11 @@ async fn handle_request(
     // A streamed body may never end, so it is never encoded.
     let streamed = matches!(
         fault,
-        Some(Fault::HugeErrorBody { .. } | Fault::EndlessBody)
+        Some(
+            Fault::HugeErrorBody { .. }
+                | Fault::EndlessBody
+                | Fault::Redirect { endless: true, .. }
+        )
     );
     let response = if gzip && !streamed {
         let (response, encoded) = gzip_response(response).await;
@@ -485,6 +505,11 @@ async fn handle_request(
         response
     } else {
         response
+    };
+    // Cut last, so that what is cut is the body as it would have gone out, encoded or not.
+    let response = match &fault {
+        Some(Fault::TruncatedBody { after }) => stream::truncated(response, *after).await,
+        _ => response,
     };
     record.status = Some(response.status().as_u16());
     tracing::info!(method = %record.method, path = %record.path, status = response.status().as_u16(), gzip = record.gzip, "request");

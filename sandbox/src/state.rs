@@ -12,9 +12,6 @@ use uuid::Uuid;
 use crate::segments::{self, Segment};
 use crate::{AgentRecord, Fault, RequestRecord, Route, Stats, TokenHost, jwt};
 
-/// The latest instant an HTTP date can name, 9999-12-31T23:59:59Z, in Unix seconds.
-const MAX_HTTP_DATE_SECS: i64 = 253_402_300_799;
-
 /// An agent who can log in.
 #[derive(Debug, Clone)]
 pub(crate) struct Agent {
@@ -288,7 +285,7 @@ impl Inner {
     /// The sandbox's "now" as an HTTP date (RFC 7231 IMF-fixdate), clamped to the dates an
     /// HTTP date can name.
     pub(crate) fn http_date(&self) -> String {
-        let secs = self.now_secs().clamp(0, MAX_HTTP_DATE_SECS);
+        let secs = self.now_secs().clamp(0, jwt::LATEST_SECS);
         let secs = u64::try_from(secs).unwrap_or(0);
         httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(secs))
     }

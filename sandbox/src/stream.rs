@@ -1,6 +1,8 @@
-//! The streamed bodies of [`Fault::HugeErrorBody`] and [`Fault::EndlessBody`].
+//! The bodies of the faults that send something else than the answer: the streamed bodies of
+//! [`Fault::HugeErrorBody`], [`Fault::EndlessBody`] and an endless [`Fault::Redirect`], the
+//! short page of a redirect, and the cut body of [`Fault::TruncatedBody`].
 //!
-//! Neither is ever held whole: a body repeats one shared chunk of about 64 KiB (a cheap clone
+//! No streamed body is ever held whole: a body repeats one shared chunk of about 64 KiB (a cheap clone
 //! of one [`Bytes`]), cut short the last time when it has a length.
 //!
 //! Neither holds up the sandbox's stop, in two ways. A connection with a streamed body open is
@@ -12,6 +14,8 @@
 //!
 //! [`Fault::HugeErrorBody`]: crate::Fault::HugeErrorBody
 //! [`Fault::EndlessBody`]: crate::Fault::EndlessBody
+//! [`Fault::Redirect`]: crate::Fault::Redirect
+//! [`Fault::TruncatedBody`]: crate::Fault::TruncatedBody
 
 use std::future::Future;
 use std::pin::Pin;
@@ -184,11 +188,7 @@ pub(crate) fn huge_error(
     stop: watch::Receiver<bool>,
     streams: &OpenStreams,
 ) -> Response<Body> {
-    let reason = crate::server::reason(status);
-    let mut head = format!(
-        "<!DOCTYPE html>\n<html><head><title>{s} {reason}</title></head>\n<body><h1>{s} {reason}</h1>\n",
-        s = status.as_u16(),
-    );
+    let mut head = page_head(status);
     let mut tail = "</body></html>\n".to_owned();
     let frame = (head.len() + tail.len()) as u64;
     let fill = if bytes >= frame {
@@ -243,5 +243,115 @@ pub(crate) fn endless(
         stop,
         streams,
     );
+    Response::from_parts(parts, Body::new(body))
+}
+
+/// The head of an HTML page about `status`, up to its `<body>`'s heading.
+fn page_head(status: StatusCode) -> String {
+    let reason = crate::server::reason(status);
+    format!(
+        "<!DOCTYPE html>\n<html><head><title>{s} {reason}</title></head>\n<body><h1>{s} {reason}</h1>\n",
+        s = status.as_u16(),
+    )
+}
+
+/// A redirect: `status` (`302` when it is not a `3xx`), `Location` when it is given and a valid
+/// header value, and an HTML page, short, or never ending when `endless` gives the stop signal
+/// and the connection's open streams.
+pub(crate) fn redirect(
+    status: u16,
+    location: Option<&str>,
+    endless: Option<(watch::Receiver<bool>, &OpenStreams)>,
+) -> Response<Body> {
+    let status = StatusCode::from_u16(status)
+        .ok()
+        .filter(StatusCode::is_redirection)
+        .unwrap_or(StatusCode::FOUND);
+    let head = page_head(status);
+    let body = match endless {
+        Some((stop, streams)) => Body::new(Streamed::new(
+            Bytes::from(head),
+            HTML_FILLER.clone(),
+            None,
+            Bytes::new(),
+            stop,
+            streams,
+        )),
+        None => Body::from(format!(
+            "{head}<p>The document has moved.</p>\n</body></html>\n"
+        )),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        headers.insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// The error a cut body ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("the body was cut short on purpose by the sandbox")]
+pub(crate) struct CutShort;
+
+/// A body that sends its bytes, then fails, which makes hyper close the connection (or reset
+/// the stream) before the announced length.
+struct Cut {
+    data: Option<Bytes>,
+    /// Whether hyper has had a turn to write what it holds: it drops the bytes it has not
+    /// written yet (the head included) when the body fails, so the body first answers
+    /// `Pending` once, woken at once, and hyper flushes before polling it again.
+    flushed: bool,
+}
+
+impl HttpBody for Cut {
+    type Data = Bytes;
+    type Error = CutShort;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, CutShort>>> {
+        if let Some(data) = self.data.take().filter(|d| !d.is_empty()) {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if !self.flushed {
+            self.flushed = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(Some(Err(CutShort)))
+    }
+}
+
+/// The answer of a [`Fault::TruncatedBody`](crate::Fault::TruncatedBody): `response` with the
+/// `content-length` of its whole body and only its first `after` bytes, at least one short. A
+/// response with no body is sent as `200` announcing one byte.
+pub(crate) async fn truncated(response: Response<Body>, after: u64) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    let bytes = match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            tracing::debug!(%error, "could not read a response body to cut it");
+            Bytes::new()
+        }
+    };
+    if bytes.is_empty() && parts.status == StatusCode::NO_CONTENT {
+        parts.status = StatusCode::OK;
+    }
+    let announced = bytes.len().max(1);
+    let kept = usize::try_from(after).map_or(announced - 1, |after| after.min(announced - 1));
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(announced));
+    let body = Cut {
+        data: Some(bytes.slice(..kept)),
+        flushed: false,
+    };
     Response::from_parts(parts, Body::new(body))
 }

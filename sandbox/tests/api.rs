@@ -57,6 +57,34 @@ async fn token_lifetime_is_configurable() {
     );
 }
 
+/// A lifetime of `Duration::MAX` ("never expires") logs in and the token works, whichever way it
+/// is set: it used to overflow (a panic in debug builds, an expired token in release ones).
+#[tokio::test]
+async fn a_token_lifetime_of_duration_max_logs_in_and_the_token_works() {
+    let sb = Sandbox::builder()
+        .token_lifetime(Duration::MAX)
+        .start()
+        .await
+        .unwrap();
+    let set: [&dyn Fn(&Sandbox); 3] = [
+        &|_| {},
+        &|sb| sb.controls().set_token_lifetime(Duration::MAX),
+        &|sb| sb.controls().reset(),
+    ];
+    for set in set {
+        set(&sb);
+        let token = token(&sb).await;
+        let claims = decode_part(&token, 1);
+        let lifetime = claims["exp"].as_i64().unwrap() - claims["nbf"].as_i64().unwrap();
+        assert!(lifetime > 100 * 365 * 24 * 60 * 60, "{claims}");
+        assert_eq!(get(&segments_url(&sb), Some(&token)).await.status(), 200);
+    }
+    // And through the admin route, in seconds.
+    admin_set(&sb, "token-lifetime", json!({"secs": u64::MAX})).await;
+    let token = token(&sb).await;
+    assert_eq!(get(&segments_url(&sb), Some(&token)).await.status(), 200);
+}
+
 #[tokio::test]
 async fn token_login_type_is_case_insensitive() {
     let sb = Sandbox::start().await.unwrap();

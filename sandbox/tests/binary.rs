@@ -51,6 +51,30 @@ fn help_lists_every_option_and_the_admin_routes_the_readme_documents() {
     assert_eq!(readme.len(), 16, "{readme:?}");
 }
 
+/// The name of a fault or token-host mode in its JSON form: a string, or an object's one key.
+fn json_name(value: Value) -> String {
+    match value {
+        Value::String(name) => name,
+        Value::Object(map) => map.keys().next().expect("one key").clone(),
+        other => panic!("not a named mode: {other}"),
+    }
+}
+
+#[test]
+fn help_shows_the_json_of_every_fault_and_token_host() {
+    let help = help();
+    let faults = comm100_sandbox::Fault::examples()
+        .into_iter()
+        .map(serde_json::to_value);
+    let hosts = comm100_sandbox::TokenHost::examples()
+        .into_iter()
+        .map(serde_json::to_value);
+    for value in faults.chain(hosts) {
+        let name = json_name(value.unwrap());
+        assert!(help.contains(&format!("\"{name}\"")), "{name} in:\n{help}");
+    }
+}
+
 #[test]
 fn every_admin_route_in_help_is_served() {
     let help = help();

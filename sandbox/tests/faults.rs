@@ -729,10 +729,7 @@ fn faults_and_routes_have_a_stable_json_form() {
             json!({"latency": 250}),
         ),
     ];
-    for (fault, value) in cases {
-        assert_eq!(serde_json::to_value(&fault).unwrap(), value);
-        assert_eq!(serde_json::from_value::<Fault>(value).unwrap(), fault);
-    }
+    assert_json_forms(cases);
     assert_eq!(
         serde_json::to_value(Route::Create).unwrap(),
         json!("create")

@@ -523,9 +523,6 @@ fn token_hosts_have_a_stable_json_form() {
         ),
         (TokenHost::Silent, json!("silent")),
     ];
-    for (host, value) in cases {
-        assert_eq!(serde_json::to_value(&host).unwrap(), value);
-        assert_eq!(serde_json::from_value::<TokenHost>(value).unwrap(), host);
-    }
+    assert_json_forms(cases);
     assert_eq!(TokenHost::default(), TokenHost::Normal);
 }

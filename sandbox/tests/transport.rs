@@ -305,7 +305,6 @@ async fn an_endless_body_keeps_the_status_of_the_request_and_ends_when_the_sandb
 #[tokio::test]
 async fn a_stalled_http2_stream_does_not_hold_up_the_stop() {
     use http_body_util::BodyExt;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
 
     let faults = [
         Fault::EndlessBody,
@@ -320,18 +319,7 @@ async fn a_stalled_http2_stream_does_not_hold_up_the_stop() {
             let controls = sb.controls();
             let token = token(&sb).await;
             controls.fail_next(1, fault.clone(), Some(Route::List));
-            let stream = tokio::net::TcpStream::connect(sb.addr()).await.unwrap();
-            let (mut sender, connection) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                    .await
-                    .unwrap();
-            tokio::spawn(connection);
-            let request = hyper::Request::get(segments_url(&sb))
-                .header("authorization", format!("Bearer {token}"))
-                .body(http_body_util::Empty::<bytes::Bytes>::new())
-                .unwrap();
-            let response = sender.send_request(request).await.unwrap();
-            assert_eq!(response.version(), hyper::Version::HTTP_2);
+            let response = http2_list(&sb, &token).await;
             let what = format!("{fault:?} on a stalled HTTP/2 stream");
             stop_promptly(sb, by_drop, &what).await;
             let rest = response.into_body().collect().await;
@@ -591,10 +579,7 @@ fn the_new_faults_have_a_stable_json_form() {
             json!({"alt_success": {"status": 200, "body": null}}),
         ),
     ];
-    for (fault, value) in cases {
-        assert_eq!(serde_json::to_value(&fault).unwrap(), value);
-        assert_eq!(serde_json::from_value::<Fault>(value).unwrap(), fault);
-    }
+    assert_json_forms(cases);
     assert_eq!(
         serde_json::from_value::<Fault>(json!({"alt_success": {"status": 204}})).unwrap(),
         Fault::AltSuccess {

@@ -180,6 +180,37 @@ pub async fn expect_error(response: reqwest::Response, status: u16) -> String {
     body["message"].as_str().expect("message").to_owned()
 }
 
+/// Lists with `token` over HTTP/2 (by prior knowledge, with hyper's client), on a connection of
+/// its own, and returns the response, its body unread.
+pub async fn http2_list(sb: &Sandbox, token: &str) -> hyper::Response<hyper::body::Incoming> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let stream = tokio::net::TcpStream::connect(sb.addr()).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::get(segments_url(sb))
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.version(), hyper::Version::HTTP_2);
+    response
+}
+
+/// Asserts that each value has exactly this JSON form, both ways.
+pub fn assert_json_forms<T>(cases: impl IntoIterator<Item = (T, Value)>)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    for (value, json) in cases {
+        assert_eq!(serde_json::to_value(&value).unwrap(), json, "{value:?}");
+        assert_eq!(serde_json::from_value::<T>(json).unwrap(), value);
+    }
+}
+
 pub fn decode_part(token: &str, index: usize) -> Value {
     let part = token.split('.').nth(index).expect("part");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64")).expect("json")
