@@ -4,12 +4,15 @@
 //! A server can send anything: a 256 MiB HTML error page, a body that never ends. Nothing here
 //! buffers past its limit; what is over it is dropped with the connection.
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
 use progenitor_client::ResponseValue;
 use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Response, StatusCode, Url};
 
 use crate::error::{Error, OPERATION_HEADER};
+use crate::redact::redact;
 
 /// The default limit of a success body: 32 MiB, nine times a list of 10,000 segments (3.65 MB).
 pub(crate) const DEFAULT_MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
@@ -193,7 +196,8 @@ pub(crate) fn error_response(
 /// Reads `{code, message}` from strict JSON, then, for small bodies, from the relaxed form
 /// Comm100's documents show (`{ code: 400000, message: "…" }`); otherwise keeps a short snippet
 /// of the text. `cut`: the body is the first part of a longer one. The message is cut to
-/// [`MESSAGE_CHARS`] characters, with control and format characters replaced by spaces.
+/// [`MESSAGE_CHARS`] characters, with control and format characters replaced by spaces, and
+/// `Bearer` credentials and JWT-shaped runs redacted from the message and the snippet.
 pub(crate) fn parse_error_body(body: &[u8], cut: bool) -> (Option<i64>, String) {
     let parsed = (!cut)
         .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
@@ -283,17 +287,19 @@ fn relaxed_to_json(text: &str) -> Option<String> {
 }
 
 /// At most [`MESSAGE_CHARS`] characters, each character that could disguise a log line
-/// replaced by a space (see [`clean_char`]).
+/// replaced by a space (see [`clean_char`]), and credentials redacted (see [`redact`]).
 fn clean_message(message: &str) -> String {
-    let mut cleaned: String = message.chars().map(clean_char).collect();
+    let cleaned: String = message.chars().map(clean_char).collect();
+    // Redacted before it is cut, so that no part of a credential survives the cut.
+    let mut cleaned = redacted(cleaned);
     if cut(&mut cleaned, MESSAGE_CHARS) {
         cleaned.push('…');
     }
     cleaned
 }
 
-/// At most 200 characters of the start of a body, cleaned as a message and with white space
-/// folded, or a note that it was empty. Only the first 4 KiB are looked at.
+/// At most 200 characters of the start of a body, cleaned and redacted as a message and with
+/// white space folded, or a note that it was empty. Only the first 4 KiB are looked at.
 fn snippet(body: &[u8], cut_body: bool) -> String {
     let head = &body[..body.len().min(4 * 1024)];
     // Cleaned before folding, so that a format character between two words folds as a space.
@@ -312,10 +318,20 @@ fn snippet(body: &[u8], cut_body: bool) -> String {
         return "(empty error body)".into();
     }
     let longer = cut_body || head.len() < body.len();
+    let mut folded = redacted(folded);
     if cut(&mut folded, 200) || longer {
         folded.push('…');
     }
     format!("non-JSON error body: {folded}")
+}
+
+/// `text` with `Bearer` credentials and JWT-shaped runs redacted. The password and the token are
+/// not known here; whoever knows them redacts them too.
+fn redacted(text: String) -> String {
+    match redact(&text, &[]) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(redacted) => redacted,
+    }
 }
 
 /// Cuts `text` to at most `max` characters; whether it was longer.
@@ -395,6 +411,27 @@ mod tests {
         assert_eq!(message, format!(" evil  a b c d e{}f", " ".repeat(8)));
         let (_, snippet) = parse_error_body(spoofing.as_bytes(), false);
         assert_eq!(snippet, "non-JSON error body: evil a b c d e f");
+        // Credentials a server echoes, in a message or a snippet, also where it is cut.
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        let echo = format!("Authorization: Bearer {jwt}, token {jwt}");
+        let json = serde_json::json!({ "code": 1, "message": echo }).to_string();
+        assert_eq!(
+            parse_error_body(json.as_bytes(), false).1,
+            "Authorization: Bearer [REDACTED] token [REDACTED]"
+        );
+        let html = format!("<p>{}{jwt}</p>", "x ".repeat(95));
+        let (_, snippet) = parse_error_body(html.as_bytes(), false);
+        assert!(
+            !snippet.contains("eyJ") && snippet.ends_with('…'),
+            "{snippet}"
+        );
+        let long = format!("{}{jwt}", "y".repeat(super::MESSAGE_CHARS - 10));
+        let json = serde_json::json!({ "message": long }).to_string();
+        let (_, message) = parse_error_body(json.as_bytes(), false);
+        assert!(
+            !message.contains("eyJ") && message.ends_with("[REDACTED]"),
+            "{message}"
+        );
         // Letters of every script stay.
         let (_, message) = parse_error_body(r#"{"message":"naïve 名前 שלום"}"#.as_bytes(), false);
         assert_eq!(message, "naïve 名前 שלום");

@@ -41,6 +41,7 @@ mod domain;
 mod error;
 mod hooks;
 mod raw;
+mod redact;
 mod retry;
 mod segments;
 
