@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::auth::cache::{DEFAULT_LOGIN_TIMEOUT, DEFAULT_REFRESH_BUFFER};
 use crate::auth::{PasswordLogin, SensitiveString, StaticToken, Token, TokenCache, TokenSource};
-use crate::domain::{same_origin, Endpoints, HttpPolicy};
+use crate::domain::{same_origin, shown_url, Endpoints, HttpPolicy};
 use crate::error::Error;
 use crate::generated;
 use crate::hooks::Inner;
@@ -111,9 +111,15 @@ impl std::fmt::Debug for Comm100Builder {
             Some(Credentials::Source(_)) => "token source".into(),
             None => "none".into(),
         };
+        // URLs as given may hold a password; they are refused at `build`, and never shown.
+        let portal = self.portal.as_deref().map(shown_url);
+        let urls = self
+            .urls
+            .as_ref()
+            .map(|(portal, api)| (shown_url(portal), shown_url(api)));
         f.debug_struct("Comm100Builder")
-            .field("portal", &self.portal)
-            .field("urls", &self.urls)
+            .field("portal", &portal)
+            .field("urls", &urls)
             .field("http_policy", &self.http_policy)
             .field("credentials", &credentials)
             .field("refresh_buffer", &self.refresh_buffer)
@@ -578,6 +584,19 @@ mod tests {
             .build()
             .unwrap();
         assert!(!format!("{token:?}").contains("tok-secret-value"));
+        // A password in a URL is refused at `build`, and never shown before.
+        let builder = Comm100::builder()
+            .urls(
+                "https://agent:url-secret@portal.example",
+                "https://agent:url-secret@api.example/api/v3",
+            )
+            .portal("https://agent:url-secret@portal1.comm100.io")
+            .static_token("t");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("url-secret"), "{shown}");
+        let err = builder.build().unwrap_err();
+        assert!(matches!(err, Error::InvalidUrl { .. }), "{err}");
+        assert!(!format!("{err} {err:?}").contains("url-secret"), "{err:?}");
     }
 
     #[test]
