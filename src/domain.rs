@@ -82,6 +82,11 @@ impl Endpoints {
         self.api.as_str().trim_end_matches('/')
     }
 
+    /// The API base URL, under which every raw path must stay.
+    pub(crate) fn api_base(&self) -> &Url {
+        &self.api
+    }
+
     /// The API host's origin: the only origin that ever receives the token.
     pub(crate) fn api_origin(&self) -> reqwest::Url {
         self.api.clone()
