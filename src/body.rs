@@ -4,12 +4,15 @@
 //! A server can send anything: a 256 MiB HTML error page, a body that never ends. Nothing here
 //! buffers past its limit; what is over it is dropped with the connection.
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
 use progenitor_client::ResponseValue;
 use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Response, StatusCode, Url};
 
 use crate::error::{Error, OPERATION_HEADER};
+use crate::redact::redact;
 
 /// The default limit of a success body: 32 MiB, nine times a list of 10,000 segments (3.65 MB).
 pub(crate) const DEFAULT_MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
@@ -176,7 +179,8 @@ pub(crate) fn error_response(
 /// Reads `{code, message}` from strict JSON, then, for small bodies, from the relaxed form
 /// Comm100's documents show (`{ code: 400000, message: "…" }`); otherwise keeps a short snippet
 /// of the text. `cut`: the body is the first part of a longer one. The message is cut to
-/// [`MESSAGE_CHARS`] characters, with control characters replaced by spaces.
+/// [`MESSAGE_CHARS`] characters, with control and format characters replaced by spaces, and
+/// `Bearer` credentials and JWT-shaped runs redacted from the message and the snippet.
 pub(crate) fn parse_error_body(body: &[u8], cut: bool) -> (Option<i64>, String) {
     let parsed = (!cut)
         .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
@@ -265,49 +269,82 @@ fn relaxed_to_json(text: &str) -> Option<String> {
     Some(out)
 }
 
-/// At most [`MESSAGE_CHARS`] characters, each control character replaced by a space.
+/// At most [`MESSAGE_CHARS`] characters, each character that could disguise a log line
+/// replaced by a space (see [`clean_char`]), and credentials redacted (see [`redact`]).
 fn clean_message(message: &str) -> String {
-    let mut out: String = message
-        .chars()
-        .take(MESSAGE_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if message.chars().nth(MESSAGE_CHARS).is_some() {
-        out.push('…');
+    let cleaned: String = message.chars().map(clean_char).collect();
+    // Redacted before it is cut, so that no part of a credential survives the cut.
+    let mut cleaned = redacted(cleaned);
+    if cut(&mut cleaned, MESSAGE_CHARS) {
+        cleaned.push('…');
     }
-    out
+    cleaned
 }
 
-/// At most 200 characters of the start of a body, white space folded, or a note that it was
-/// empty. Only the first 4 KiB are looked at.
-fn snippet(body: &[u8], cut: bool) -> String {
+/// At most 200 characters of the start of a body, cleaned and redacted as a message and with
+/// white space folded, or a note that it was empty. Only the first 4 KiB are looked at.
+fn snippet(body: &[u8], cut_body: bool) -> String {
     let head = &body[..body.len().min(4 * 1024)];
-    let text = String::from_utf8_lossy(head);
-    let mut words = text.split_whitespace();
-    let mut folded = String::new();
-    let mut longer = cut || head.len() < body.len();
-    for word in words.by_ref() {
+    // Cleaned before folding, so that a format character between two words folds as a space.
+    let cleaned: String = String::from_utf8_lossy(head)
+        .chars()
+        .map(clean_char)
+        .collect();
+    let mut folded = String::with_capacity(cleaned.len());
+    for word in cleaned.split_whitespace() {
         if !folded.is_empty() {
             folded.push(' ');
         }
         folded.push_str(word);
-        if folded.chars().count() > 200 {
-            longer = true;
-            break;
-        }
     }
     if folded.is_empty() {
         return "(empty error body)".into();
     }
-    let mut cut_text: String = folded
-        .chars()
-        .take(200)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if longer || cut_text.len() < folded.len() {
-        cut_text.push('…');
+    let longer = cut_body || head.len() < body.len();
+    let mut folded = redacted(folded);
+    if cut(&mut folded, 200) || longer {
+        folded.push('…');
     }
-    format!("non-JSON error body: {cut_text}")
+    format!("non-JSON error body: {folded}")
+}
+
+/// `text` with `Bearer` credentials and JWT-shaped runs redacted. The password and the token are
+/// not known here; whoever knows them redacts them too.
+fn redacted(text: String) -> String {
+    match redact(&text, &[]) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(redacted) => redacted,
+    }
+}
+
+/// Cuts `text` to at most `max` characters; whether it was longer.
+fn cut(text: &mut String, max: usize) -> bool {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => {
+            text.truncate(at);
+            true
+        }
+        None => false,
+    }
+}
+
+/// A character of a server's text as it is kept, or a space when it could make a log line
+/// read otherwise than it is: control characters (Cc: new lines, escape sequences), format
+/// characters (Cf: bidi overrides and isolates, zero-width spaces and joiners, the soft hyphen,
+/// tags, ...), and the line and paragraph separators (Zl, Zp).
+fn clean_char(c: char) -> char {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    // No ASCII character is a format character or a separator: the table is not needed.
+    if c.is_ascii() {
+        return if c.is_ascii_control() { ' ' } else { c };
+    }
+    match c.general_category() {
+        GeneralCategory::Control
+        | GeneralCategory::Format
+        | GeneralCategory::LineSeparator
+        | GeneralCategory::ParagraphSeparator => ' ',
+        _ => c,
+    }
 }
 
 #[cfg(test)]
@@ -350,6 +387,37 @@ mod tests {
         let (_, message) =
             parse_error_body(br#"{"code":1,"message":"a\u0000b\nc\u001b[31md"}"#, false);
         assert_eq!(message, "a b c [31md");
+        // Format characters (Cf) and the line separators, in a message and in a snippet.
+        let spoofing = "\u{202E}evil\u{202C} a\u{200B}b\u{FEFF}c\u{00AD}d\u{2066}e\u{2069}\u{061C}\u{180E}\u{E0001}\u{E0041}\u{2060}\u{2028}\u{2029}f";
+        let json = serde_json::json!({ "code": 1, "message": spoofing }).to_string();
+        let (_, message) = parse_error_body(json.as_bytes(), false);
+        assert_eq!(message, format!(" evil  a b c d e{}f", " ".repeat(8)));
+        let (_, snippet) = parse_error_body(spoofing.as_bytes(), false);
+        assert_eq!(snippet, "non-JSON error body: evil a b c d e f");
+        // Credentials a server echoes, in a message or a snippet, also where it is cut.
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        let echo = format!("Authorization: Bearer {jwt}, token {jwt}");
+        let json = serde_json::json!({ "code": 1, "message": echo }).to_string();
+        assert_eq!(
+            parse_error_body(json.as_bytes(), false).1,
+            "Authorization: Bearer [REDACTED] token [REDACTED]"
+        );
+        let html = format!("<p>{}{jwt}</p>", "x ".repeat(95));
+        let (_, snippet) = parse_error_body(html.as_bytes(), false);
+        assert!(
+            !snippet.contains("eyJ") && snippet.ends_with('…'),
+            "{snippet}"
+        );
+        let long = format!("{}{jwt}", "y".repeat(super::MESSAGE_CHARS - 10));
+        let json = serde_json::json!({ "message": long }).to_string();
+        let (_, message) = parse_error_body(json.as_bytes(), false);
+        assert!(
+            !message.contains("eyJ") && message.ends_with("[REDACTED]"),
+            "{message}"
+        );
+        // Letters of every script stay.
+        let (_, message) = parse_error_body(r#"{"message":"naïve 名前 שלום"}"#.as_bytes(), false);
+        assert_eq!(message, "naïve 名前 שלום");
         // A body cut at the limit is never parsed as JSON, relaxed or strict, and says so.
         let (code, message) = parse_error_body(br#"{"code":1,"message":"x"}"#, true);
         assert_eq!(code, None);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::auth::cache::{DEFAULT_LOGIN_TIMEOUT, DEFAULT_REFRESH_BUFFER, FORCED_REFRESH_INTERVAL};
 use crate::auth::{PasswordLogin, SensitiveString, StaticToken, Token, TokenCache, TokenSource};
-use crate::domain::{same_origin, Endpoints, HttpPolicy};
+use crate::domain::{same_origin, shown_url, Endpoints, HttpPolicy};
 use crate::error::Error;
 use crate::generated;
 use crate::hooks::Inner;
@@ -41,7 +41,8 @@ impl Comm100 {
     /// A client configured from the environment: `COMM100_PORTAL` (the control-panel domain),
     /// `COMM100_EMAIL`, `COMM100_PASSWORD`, `COMM100_SITE_ID`, and the optional overrides
     /// `COMM100_PORTAL_URL` and `COMM100_API_URL`, which take precedence over the hosts derived
-    /// from `COMM100_PORTAL` (which may then be left out).
+    /// from `COMM100_PORTAL` (which may then be left out). White space around a value is
+    /// ignored, except in `COMM100_PASSWORD`, which is used byte for byte.
     pub fn from_env() -> Result<Self, Error> {
         Comm100Builder::from_env()?.build()
     }
@@ -112,9 +113,15 @@ impl std::fmt::Debug for Comm100Builder {
             Some(Credentials::Source(_)) => "token source".into(),
             None => "none".into(),
         };
+        // URLs as given may hold a password; they are refused at `build`, and never shown.
+        let portal = self.portal.as_deref().map(shown_url);
+        let urls = self
+            .urls
+            .as_ref()
+            .map(|(portal, api)| (shown_url(portal), shown_url(api)));
         f.debug_struct("Comm100Builder")
-            .field("portal", &self.portal)
-            .field("urls", &self.urls)
+            .field("portal", &portal)
+            .field("urls", &urls)
             .field("http_policy", &self.http_policy)
             .field("credentials", &credentials)
             .field("refresh_buffer", &self.refresh_buffer)
@@ -342,7 +349,16 @@ impl Comm100Builder {
             }
         }
         let email = required("COMM100_EMAIL", "the agent's email")?;
-        let password = required("COMM100_PASSWORD", "the agent's password")?;
+        // A password is sent byte for byte: spaces at either end may be part of it, and a
+        // password altered here would be refused, each refusal counting against the account's
+        // lockout. Only an empty one is missing.
+        let password =
+            var("COMM100_PASSWORD")
+                .filter(|v| !v.is_empty())
+                .ok_or(Error::MissingEnv {
+                    var: "COMM100_PASSWORD",
+                    hint: "the agent's password",
+                })?;
         let site_id = required("COMM100_SITE_ID", "the numeric site id")?;
         let site_id = site_id.parse::<i64>().map_err(|_| Error::InvalidEnv {
             var: "COMM100_SITE_ID",
@@ -581,6 +597,41 @@ mod tests {
     }
 
     #[test]
+    fn env_password_is_kept_byte_for_byte_and_only_empty_is_missing() {
+        let password_of = |password: &str| {
+            let mut with = FULL.to_vec();
+            with[2] = ("COMM100_PASSWORD", password);
+            match Comm100Builder::from_vars(vars(&with)) {
+                Ok(Comm100Builder {
+                    credentials: Some(Credentials::Password { password, .. }),
+                    ..
+                }) => Ok(password.expose_secret().to_string()),
+                Ok(_) => unreachable!("from_vars always sets a password login"),
+                Err(e) => Err(e),
+            }
+        };
+        for kept in ["  pass word  ", " ", "\tp\n", "pw"] {
+            assert_eq!(password_of(kept).unwrap(), kept);
+        }
+        assert!(matches!(
+            password_of(""),
+            Err(Error::MissingEnv {
+                var: "COMM100_PASSWORD",
+                ..
+            })
+        ));
+        // The other variables keep their trim.
+        let mut spaced = FULL.to_vec();
+        spaced[1] = ("COMM100_EMAIL", "  a@example.com ");
+        spaced[3] = ("COMM100_SITE_ID", " 10000 ");
+        let builder = Comm100Builder::from_vars(vars(&spaced)).unwrap();
+        assert!(matches!(
+            builder.credentials,
+            Some(Credentials::Password { ref email, site_id: 10000, .. }) if email == "a@example.com"
+        ));
+    }
+
+    #[test]
     fn debug_output_never_shows_secrets() {
         let builder = Comm100::builder()
             .portal("portal1.comm100.io")
@@ -596,6 +647,19 @@ mod tests {
             .build()
             .unwrap();
         assert!(!format!("{token:?}").contains("tok-secret-value"));
+        // A password in a URL is refused at `build`, and never shown before.
+        let builder = Comm100::builder()
+            .urls(
+                "https://agent:url-secret@portal.example",
+                "https://agent:url-secret@api.example/api/v3",
+            )
+            .portal("https://agent:url-secret@portal1.comm100.io")
+            .static_token("t");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("url-secret"), "{shown}");
+        let err = builder.build().unwrap_err();
+        assert!(matches!(err, Error::InvalidUrl { .. }), "{err}");
+        assert!(!format!("{err} {err:?}").contains("url-secret"), "{err:?}");
     }
 
     #[test]

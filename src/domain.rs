@@ -1,6 +1,8 @@
 //! Which hosts a client talks to: the control-panel host, which issues tokens, and the API
 //! base, which serves every other operation.
 
+use std::borrow::Cow;
+
 use reqwest::Url;
 
 use crate::Error;
@@ -40,7 +42,7 @@ impl Endpoints {
     /// ```
     pub fn from_portal(domain: &str) -> Result<Self, Error> {
         let invalid = || Error::InvalidDomain {
-            given: domain.to_string(),
+            given: shown_url(domain).into_owned(),
         };
         let trimmed = domain.trim();
         let host = trimmed
@@ -80,6 +82,11 @@ impl Endpoints {
         self.api.as_str().trim_end_matches('/')
     }
 
+    /// The API base URL, under which every raw path must stay.
+    pub(crate) fn api_base(&self) -> &Url {
+        &self.api
+    }
+
     /// The API host's origin: the only origin that ever receives the token.
     pub(crate) fn api_origin(&self) -> reqwest::Url {
         self.api.clone()
@@ -87,36 +94,67 @@ impl Endpoints {
 }
 
 fn checked_url(what: &'static str, raw: &str, policy: HttpPolicy) -> Result<Url, Error> {
-    let url = Url::parse(raw.trim()).map_err(|e| Error::InvalidUrl {
+    let invalid = |reason: String| Error::InvalidUrl {
         what,
-        url: raw.to_string(),
-        reason: e.to_string(),
-    })?;
+        url: shown_url(raw).into_owned(),
+        reason,
+    };
+    let url = Url::parse(raw.trim()).map_err(|e| invalid(e.to_string()))?;
+    // Credentials in a URL would go out with every request and end up in logs and errors;
+    // the builder takes them instead.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "it must not contain a user name or password (give credentials to the builder)".into(),
+        ));
+    }
     match url.scheme() {
         "https" => {}
         "http" if policy == HttpPolicy::DangerAllowHttp || is_loopback(&url) => {}
         "http" => {
             return Err(Error::InsecureUrl {
                 what,
-                url: raw.to_string(),
+                url: shown_url(raw).into_owned(),
             })
         }
-        other => {
-            return Err(Error::InvalidUrl {
-                what,
-                url: raw.to_string(),
-                reason: format!("the scheme must be https, not {other}"),
-            })
+        // Named only when it was written as one: in `agent:password@host`, the parser takes
+        // the user name for a scheme.
+        other if raw.trim().starts_with(&format!("{other}://")) => {
+            return Err(invalid(format!("the scheme must be https, not {other}")))
         }
+        _ => return Err(invalid("the scheme must be https".into())),
     }
     if url.host().is_none() {
-        return Err(Error::InvalidUrl {
-            what,
-            url: raw.to_string(),
-            reason: "it has no host".into(),
-        });
+        return Err(invalid("it has no host".into()));
     }
     Ok(url)
+}
+
+/// A URL as it was given, to show in an error or `Debug`, with any user name and password
+/// replaced by `***`: `https://***@host/path`. A URL that does not parse as `http` or `https`
+/// loses everything from after its `://` (or its start) to its last `@`, where a password would
+/// be.
+pub(crate) fn shown_url(raw: &str) -> Cow<'_, str> {
+    let Some(at) = raw.rfind('@') else {
+        return Cow::Borrowed(raw);
+    };
+    match Url::parse(raw.trim()) {
+        Ok(mut url) if matches!(url.scheme(), "http" | "https") => {
+            if url.username().is_empty() && url.password().is_none() {
+                return Cow::Borrowed(raw);
+            }
+            // Both succeed for a URL with a host, which an http(s) URL has once parsed.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            match url.as_str().split_once("://") {
+                Some((scheme, rest)) => Cow::Owned(format!("{scheme}://***@{rest}")),
+                None => Cow::Borrowed("***"),
+            }
+        }
+        _ => {
+            let start = raw[..at].find("://").map_or(0, |i| i + 3);
+            Cow::Owned(format!("{}***{}", &raw[..start], &raw[at..]))
+        }
+    }
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -138,6 +176,84 @@ pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn userinfo_is_refused_and_never_shown() {
+        for (portal, shown) in [
+            (
+                "https://agent:hunter2@portal.example",
+                "https://***@portal.example/",
+            ),
+            (
+                "https://agent@portal.example/x?y#z",
+                "https://***@portal.example/x?y#z",
+            ),
+            (
+                "https://:hunter2@portal.example",
+                "https://***@portal.example/",
+            ),
+            (
+                "http://agent:hunter2@127.0.0.1:1",
+                "http://***@127.0.0.1:1/",
+            ),
+            // Not parsed: everything up to the last `@` goes.
+            (
+                "https://agent:hun/ter2@portal.example",
+                "https://***@portal.example",
+            ),
+            ("https://agent:hunter2@[::1", "https://***@[::1"),
+            ("agent:hunter2@portal.example", "***@portal.example"),
+            (
+                "ftp://agent:hunter2@portal.example",
+                "ftp://***@portal.example",
+            ),
+            ("mailto:agent:hunter2@portal.example", "***@portal.example"),
+        ] {
+            let err =
+                Endpoints::custom(portal, "https://api.example/api/v3", HttpPolicy::default())
+                    .unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidUrl { what: "portal URL", url, .. } if url == shown),
+                "{portal}: {err:?}"
+            );
+            for text in [err.to_string(), format!("{err:?}")] {
+                assert!(
+                    !text.contains("hunter2") && !text.contains("ter2"),
+                    "{text}"
+                );
+                assert!(!text.contains("agent"), "{text}");
+            }
+        }
+        let err = Endpoints::custom(
+            "https://portal.example",
+            "https://agent:hunter2@api.example/api/v3",
+            HttpPolicy::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("must not contain a user name or password"),
+            "{err}"
+        );
+        let err = Endpoints::custom(
+            "http://agent:hunter2@portal.example",
+            "https://api.example/api/v3",
+            HttpPolicy::DangerAllowHttp,
+        )
+        .unwrap_err();
+        assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+        let err = Endpoints::from_portal("https://agent:hunter2@portal1.comm100.io").unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+        // An `@` without credentials is shown as it was given.
+        assert_eq!(
+            shown_url("http://api.example/a@b"),
+            "http://api.example/a@b"
+        );
+        assert_eq!(
+            shown_url("https://portal.example"),
+            "https://portal.example"
+        );
+    }
 
     #[test]
     fn portal_forms_select_both_hosts() {

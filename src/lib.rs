@@ -43,6 +43,7 @@ mod hooks;
 mod outcome;
 mod raw;
 mod reconcile;
+mod redact;
 mod retry;
 mod segments;
 

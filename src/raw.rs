@@ -2,12 +2,16 @@
 //! retries, time budget, bounded bodies, error normalisation and spans as every generated
 //! operation, with the body typed by serde or left raw.
 
+use percent_encoding::percent_decode_str;
 use progenitor_client::{ClientHooks as _, ClientInfo as _, OperationInfo};
-use reqwest::header::{HeaderName, HeaderValue};
-use reqwest::{Method, Response};
+use reqwest::header::{
+    HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING,
+};
+use reqwest::{Method, Response, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::domain::same_origin;
 use crate::generated::types;
 use crate::Comm100;
 
@@ -25,6 +29,10 @@ impl Comm100 {
     /// POST is never sent again once it may have reached the server), the time budget, bounded
     /// bodies, spans, and error responses as `ErrorResponse` with Comm100's code and message.
     ///
+    /// The path must stay under the API base, since the request carries the token: a path
+    /// with a dot segment (`.` or `..`, also percent-encoded as `%2e`, and with `\` taken as
+    /// a separator too) is refused at `send` with `InvalidRequest`, and nothing is sent.
+    ///
     /// ```no_run
     /// # async fn run(c100: &comm100::Comm100) -> Result<(), comm100::RawError> {
     /// #[derive(serde::Deserialize)]
@@ -37,6 +45,7 @@ impl Comm100 {
         let url = format!("{}/{}", client.baseurl(), path.trim_start_matches('/'));
         RawRequest {
             c100: self,
+            refused: path_problem(path, &url, self.endpoints().api_base()),
             builder: client.client().request(method, url),
         }
     }
@@ -67,6 +76,8 @@ impl Comm100 {
 pub struct RawRequest<'a> {
     c100: &'a Comm100,
     builder: reqwest::RequestBuilder,
+    /// The first reason to refuse the request, reported by `send` before anything is sent.
+    refused: Option<String>,
 }
 
 impl std::fmt::Debug for RawRequest<'_> {
@@ -88,8 +99,25 @@ impl RawRequest<'_> {
         self
     }
 
-    /// Adds a header. `Authorization` and `User-Agent` are the client's own and are replaced.
+    /// Adds a header. `User-Agent` is the client's own and is replaced. `Host`,
+    /// `Authorization`, `Content-Length`, `Transfer-Encoding` and `Connection` are refused at
+    /// `send` with `InvalidRequest`, and nothing is sent: the token goes only where the client
+    /// sends it, and the framing is the HTTP library's.
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        if [
+            HOST,
+            AUTHORIZATION,
+            CONTENT_LENGTH,
+            TRANSFER_ENCODING,
+            CONNECTION,
+        ]
+        .contains(&name)
+        {
+            self.refused.get_or_insert_with(|| {
+                format!("the header `{name}` cannot be set on a raw request: the client sets it")
+            });
+            return self;
+        }
         self.builder = self.builder.header(name, value);
         self
     }
@@ -100,6 +128,9 @@ impl RawRequest<'_> {
     /// failure follows the rules of the generated operations (see
     /// [`ApiErrorExt`](crate::ApiErrorExt)).
     pub async fn send(self) -> Result<Response, RawError> {
+        if let Some(problem) = self.refused {
+            return Err(RawError::InvalidRequest(problem));
+        }
         let client = self.c100.client();
         let mut request = self
             .builder
@@ -130,5 +161,88 @@ impl RawRequest<'_> {
         Ok(crate::body::decode_response::<T, types::Error>(response)
             .await?
             .into_inner())
+    }
+}
+
+/// Why a raw path is refused, if it is: a dot segment, which the client, a proxy or the server
+/// resolves and which would take the request, with its token, out of the API base; or a joined
+/// `url` that is not under `base` (its origin, and its path below the base's).
+fn path_problem(path: &str, url: &str, base: &Url) -> Option<String> {
+    let before_query = path.split(['?', '#']).next().unwrap_or_default();
+    // Decoded until nothing changes, for a server that decodes twice (`%252e` is then `.`);
+    // three rounds cover any server worth talking to.
+    let mut decoded = before_query.to_string();
+    for _ in 0..3 {
+        let next = percent_decode_str(&decoded)
+            .decode_utf8_lossy()
+            .into_owned();
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    // `\` is a separator for the URL parser and for some servers.
+    if decoded.split(['/', '\\']).any(|s| s == "." || s == "..") {
+        return Some(format!(
+            "the path `{path}` has a dot segment (`.` or `..`, maybe percent-encoded), which would leave the API base"
+        ));
+    }
+    // A URL that does not parse is reqwest's to refuse, at `send`.
+    let joined = Url::parse(url).ok()?;
+    let base_path = base.path().trim_end_matches('/');
+    let below = joined
+        .path()
+        .strip_prefix(base_path)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    (!(below && same_origin(base, &joined))).then(|| {
+        format!("the path `{path}` leads to `{joined}`, which is not under the API base `{base}`")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_leave_the_api_base_are_refused() {
+        let base = Url::parse("https://api1.comm100.io/api/v3").unwrap();
+        let problem = |path: &str| {
+            let url = format!("{}/{}", base.as_str(), path.trim_start_matches('/'));
+            path_problem(path, &url, &base)
+        };
+        for fine in [
+            "/livechat/agents",
+            "livechat/agents/",
+            "/livechat/customerSegments/5f0c?x=../y",
+            "/a.b/..c/c../...",
+            "/livechat/%2e%2e%2e",
+            "/a#../..",
+        ] {
+            assert_eq!(problem(fine), None, "{fine}");
+        }
+        for refused in [
+            "../admin",
+            "/livechat/../../admin",
+            "/livechat/./agents",
+            "/livechat/.",
+            "/%2e%2e/admin",
+            "/%2E%2e/admin",
+            "/%2E./admin",
+            "/.%2e/admin",
+            "/%2e/admin",
+            "/..%2fadmin",
+            "/..%5cadmin",
+            "\\..\\admin",
+            "/livechat\\..\\..\\admin",
+            "/%252e%252e/admin",
+        ] {
+            let problem = problem(refused).unwrap_or_else(|| panic!("{refused} was not refused"));
+            assert!(problem.contains("dot segment"), "{problem}");
+        }
+        // Whatever the path, the joined URL is checked too.
+        let other = path_problem("/x", "https://evil.example/api/v3/x", &base).unwrap();
+        assert!(other.contains("not under the API base"), "{other}");
+        let sibling = path_problem("/x", "https://api1.comm100.io/api/v30/x", &base);
+        assert!(sibling.is_some());
     }
 }
