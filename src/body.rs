@@ -148,9 +148,12 @@ pub(crate) async fn decode_response<T: serde::de::DeserializeOwned, E>(
 
 /// Reads Comm100's code and message from an error response's body (or a `3xx`'s), reading at
 /// most [`ERROR_BODY_LIMIT`] of it; the rest is dropped with the connection.
-pub(crate) async fn read_error_body(response: &mut Response) -> (Option<i64>, String) {
+pub(crate) async fn read_error_body(
+    response: &mut Response,
+    secrets: &[&str],
+) -> (Option<i64>, String) {
     match read_capped(response, ERROR_BODY_LIMIT, true).await {
-        Ok((body, cut)) => parse_error_body(&body, cut),
+        Ok((body, cut)) => parse_error_body_with(&body, cut, secrets),
         Err(ReadError::Transport(e)) => (None, format!("the error body could not be read: {e}")),
         Err(ReadError::TooLarge) => (None, "(error body too large)".into()),
     }
@@ -181,7 +184,17 @@ pub(crate) fn error_response(
 /// of the text. `cut`: the body is the first part of a longer one. The message is cut to
 /// [`MESSAGE_CHARS`] characters, with control and format characters replaced by spaces, and
 /// `Bearer` credentials and JWT-shaped runs redacted from the message and the snippet.
+#[cfg(test)]
 pub(crate) fn parse_error_body(body: &[u8], cut: bool) -> (Option<i64>, String) {
+    parse_error_body_with(body, cut, &[])
+}
+
+/// [`parse_error_body`], with `secrets` (the password, the token sent) redacted as well.
+pub(crate) fn parse_error_body_with(
+    body: &[u8],
+    cut: bool,
+    secrets: &[&str],
+) -> (Option<i64>, String) {
     let parsed = (!cut)
         .then(|| serde_json::from_slice::<serde_json::Value>(body).ok())
         .flatten()
@@ -202,11 +215,11 @@ pub(crate) fn parse_error_body(body: &[u8], cut: bool) -> (Option<i64>, String) 
         let message = value
             .get("message")
             .and_then(|m| m.as_str())
-            .map(clean_message)
-            .unwrap_or_else(|| snippet(body, false));
+            .map(|m| clean_message(m, secrets))
+            .unwrap_or_else(|| snippet(body, false, secrets));
         return (code, message);
     }
-    (None, snippet(body, cut))
+    (None, snippet(body, cut, secrets))
 }
 
 /// Rewrites the relaxed JSON of Comm100's documents as strict JSON: keys without quotes are
@@ -271,10 +284,10 @@ fn relaxed_to_json(text: &str) -> Option<String> {
 
 /// At most [`MESSAGE_CHARS`] characters, each character that could disguise a log line
 /// replaced by a space (see [`clean_char`]), and credentials redacted (see [`redact`]).
-fn clean_message(message: &str) -> String {
+fn clean_message(message: &str, secrets: &[&str]) -> String {
     let cleaned: String = message.chars().map(clean_char).collect();
     // Redacted before it is cut, so that no part of a credential survives the cut.
-    let mut cleaned = redacted(cleaned);
+    let mut cleaned = redacted(cleaned, secrets);
     if cut(&mut cleaned, MESSAGE_CHARS) {
         cleaned.push('…');
     }
@@ -283,7 +296,7 @@ fn clean_message(message: &str) -> String {
 
 /// At most 200 characters of the start of a body, cleaned and redacted as a message and with
 /// white space folded, or a note that it was empty. Only the first 4 KiB are looked at.
-fn snippet(body: &[u8], cut_body: bool) -> String {
+fn snippet(body: &[u8], cut_body: bool, secrets: &[&str]) -> String {
     let head = &body[..body.len().min(4 * 1024)];
     // Cleaned before folding, so that a format character between two words folds as a space.
     let cleaned: String = String::from_utf8_lossy(head)
@@ -301,17 +314,16 @@ fn snippet(body: &[u8], cut_body: bool) -> String {
         return "(empty error body)".into();
     }
     let longer = cut_body || head.len() < body.len();
-    let mut folded = redacted(folded);
+    let mut folded = redacted(folded, secrets);
     if cut(&mut folded, 200) || longer {
         folded.push('…');
     }
     format!("non-JSON error body: {folded}")
 }
 
-/// `text` with `Bearer` credentials and JWT-shaped runs redacted. The password and the token are
-/// not known here; whoever knows them redacts them too.
-fn redacted(text: String) -> String {
-    match redact(&text, &[]) {
+/// `text` with `secrets`, `Bearer` credentials and JWT-shaped runs redacted.
+fn redacted(text: String, secrets: &[&str]) -> String {
+    match redact(&text, secrets) {
         Cow::Borrowed(_) => text,
         Cow::Owned(redacted) => redacted,
     }

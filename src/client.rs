@@ -390,6 +390,7 @@ impl Comm100Builder {
         };
         let user_agent = user_agent(self.user_agent.as_deref())?;
         let mut login_url = None;
+        let mut known_password = None;
         let source: Arc<dyn TokenSource> = match self.credentials {
             Some(Credentials::Source(source)) => source,
             Some(Credentials::Password {
@@ -414,8 +415,10 @@ impl Comm100Builder {
                         // A token response is small: anything bigger is not one.
                         max_body: crate::body::ERROR_BODY_LIMIT,
                         user_agent: user_agent.clone(),
+                        password: Some(password.clone()),
                     },
                 );
+                known_password = Some(password.clone());
                 login_url = reqwest::Url::parse(&format!(
                     "{}{}",
                     endpoints.portal_url(),
@@ -459,6 +462,7 @@ impl Comm100Builder {
                     .max_response_body
                     .unwrap_or(crate::body::DEFAULT_MAX_RESPONSE_BODY),
                 user_agent,
+                password: known_password,
             },
         );
         Ok(Comm100 {

@@ -58,6 +58,8 @@ pub struct Inner {
     pub(crate) max_body: usize,
     /// `comm100-rs/<version>`, and the user's suffix.
     pub(crate) user_agent: HeaderValue,
+    /// The login's password, redacted from every message a server sends back.
+    pub(crate) password: Option<crate::SensitiveString>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -70,6 +72,7 @@ impl std::fmt::Debug for Inner {
             .field("budget", &self.budget)
             .field("max_body", &self.max_body)
             .field("user_agent", &self.user_agent)
+            .field("password", &self.password)
             .finish()
     }
 }
@@ -374,7 +377,15 @@ async fn execute(
                 tokio::time::sleep(wait).await;
             }
             Step::Fail(outcome) => {
-                return give_up(response, failure, outcome, retry_after, call).await;
+                // A server may echo the request's credentials: none stays in a message.
+                let secrets: Vec<&str> = inner
+                    .password
+                    .as_ref()
+                    .map(|p| p.expose_secret())
+                    .into_iter()
+                    .chain(token.as_ref().map(|t| t.expose_secret()))
+                    .collect();
+                return give_up(response, failure, outcome, retry_after, call, &secrets).await;
             }
         }
     }
@@ -388,6 +399,7 @@ async fn give_up(
     outcome: Outcome,
     retry_after: Option<Duration>,
     call: &Call,
+    secrets: &[&str],
 ) -> reqwest::Result<Response> {
     let operation_id = call.operation_id;
     match (response, failure) {
@@ -401,7 +413,7 @@ async fn give_up(
                     "retryable status, but no attempt or wait is left within the policy and the budget; giving up"
                 );
             }
-            let (code, message) = read_error_body(&mut response).await;
+            let (code, message) = read_error_body(&mut response, secrets).await;
             // A 5xx of a request that must not be sent twice: the caller gets it in the shape
             // that says so.
             if status.is_server_error() && !call.idempotent {

@@ -336,3 +336,41 @@ async fn the_reconciling_create_tells_what_became_of_a_create() {
         assert!(!s.raw.to_string().contains("comm100"), "{:?}", s.raw);
     }
 }
+
+/// Finding 8, the known secrets: a token host whose message echoes the password leaves it in no
+/// error, message or log the caller sees.
+#[tokio::test]
+async fn a_message_echoing_the_password_is_redacted() {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    ctl.set_token_host(TokenHost::Refusing {
+        status: 401,
+        message: format!(
+            "Invalid password '{}' for this agent.",
+            comm100_sandbox::DEFAULT_PASSWORD
+        ),
+        retry_after: None,
+    });
+    let c100 = client_for(&sb).build().unwrap();
+    let err = c100
+        .client()
+        .list_customer_segments()
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_login_failure(), "{err}");
+    let login = c100.login().await.unwrap_err();
+    for shown in [
+        err.to_string(),
+        format!("{err:?}"),
+        err.message(),
+        login.to_string(),
+        format!("{login:?}"),
+    ] {
+        assert!(
+            !shown.contains(comm100_sandbox::DEFAULT_PASSWORD),
+            "{shown}"
+        );
+    }
+    assert!(err.message().contains("[REDACTED]"), "{}", err.message());
+}

@@ -102,6 +102,11 @@ impl Token {
             .map(str::to_string)
     }
 
+    /// The token itself, for redaction from what a server sends back.
+    pub(crate) fn expose_secret(&self) -> &str {
+        self.inner.secret.expose_secret()
+    }
+
     /// The `Authorization` header value, marked sensitive so that it is never logged.
     pub(crate) fn bearer(&self) -> &HeaderValue {
         &self.inner.bearer
