@@ -121,7 +121,6 @@ impl ClientHooks<Inner> for Client {
         let call = Call {
             operation_id: info.operation_id,
             idempotent: is_idempotent(request.method()) || info.operation_id == LOGIN_OPERATION,
-            url: request.url().clone(),
             max_body: inner.max_body,
             exposure: AtomicU8::new(Outcome::NotSent as u8),
         };
@@ -140,7 +139,7 @@ impl ClientHooks<Inner> for Client {
                     outcome = outcome.as_str(),
                     "the operation ran out of its time budget"
                 );
-                call.fail(outcome, Error::OperationTimeout(inner.budget))
+                call.fail(outcome, Error::OperationTimeout(inner.budget), None)
                     .await
             }
         }
@@ -158,7 +157,6 @@ struct Call {
     operation_id: &'static str,
     /// Sending it twice does what sending it once does (see [`Situation::idempotent`]).
     idempotent: bool,
-    url: Url,
     /// The largest success body read.
     max_body: usize,
     /// The worst [`Outcome`] so far, as a `u8`: what the call has done if its budget runs out
@@ -173,16 +171,22 @@ impl Call {
 
     /// A failure without an answer to hand over: a `reqwest::Error` when sending again may
     /// succeed without doing anything twice, otherwise a deferred error (see [`Deferred`]).
-    async fn fail(&self, outcome: Outcome, cause: Error) -> reqwest::Result<Response> {
+    /// The URL is named when the failure knows it; no URL is copied for a call that succeeds.
+    async fn fail(
+        &self,
+        outcome: Outcome,
+        cause: Error,
+        url: Option<&Url>,
+    ) -> reqwest::Result<Response> {
         let error = Error::Classified {
             operation_id: self.operation_id,
             outcome,
             cause: Box::new(cause),
         };
         if self.retryable(outcome) {
-            return Err(body::reqwest_error(error, Some(&self.url)).await);
+            return Err(body::reqwest_error(error, url).await);
         }
-        Ok(deferred(Some(&self.url), error))
+        Ok(deferred(url, error))
     }
 
     /// Whether a failure without an answer may be retried: nothing was done, or the request
@@ -423,7 +427,7 @@ async fn give_up(
                     message,
                     retry_after,
                 };
-                return call.fail(outcome, cause).await;
+                return call.fail(outcome, cause, Some(response.url())).await;
             }
             let headers = std::mem::take(response.headers_mut());
             let mut normalized =
@@ -450,14 +454,16 @@ async fn give_up(
             if call.retryable(outcome) {
                 return Err(error);
             }
-            call.fail(outcome, Error::Transport(Arc::new(error))).await
+            let url = error.url().cloned();
+            call.fail(outcome, Error::Transport(Arc::new(error)), url.as_ref())
+                .await
         }
         // A success longer than the limit.
         (None, None) => {
             let cause = Error::BodyTooLarge {
                 limit: call.max_body,
             };
-            call.fail(outcome, cause).await
+            call.fail(outcome, cause, None).await
         }
     }
 }
