@@ -27,8 +27,11 @@ use serde_json::json;
 /// The budget of every call; a cell fails if its call takes longer than this and a margin for
 /// a loaded machine.
 const BUDGET: Duration = Duration::from_secs(2);
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(1);
 const MARGIN: Duration = Duration::from_secs(3);
+/// The login timeout of a cell that tests the token host (its call logs in), and of one that
+/// tests a fault (it logs in before, and a loaded machine must not fail that login).
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(1);
+const SETUP_LOGIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -106,7 +109,10 @@ async fn run_cell(op: Op, mode: Mode) -> Cell {
         .password_login(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID)
         .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
         .operation_timeout(BUDGET)
-        .login_timeout(LOGIN_TIMEOUT)
+        .login_timeout(match mode {
+            Mode::Fault(_) => SETUP_LOGIN_TIMEOUT,
+            Mode::TokenHost(_) => LOGIN_TIMEOUT,
+        })
         .max_response_body(256 * 1024)
         .build()
         .unwrap();
