@@ -221,6 +221,7 @@ pub fn generate(text: &str) -> Result<String, CodegenError> {
     let tokens = rewrite(tokens)?;
     let mut file: syn::File =
         syn::parse2(tokens).map_err(|e| CodegenError::Progenitor(e.to_string()))?;
+    add_call_methods(&mut file)?;
     file.items.push(documented_success(&spec)?);
     Ok(prettyplease::unparse(&file))
 }
@@ -259,6 +260,81 @@ fn rewrite(tokens: proc_macro2::TokenStream) -> Result<proc_macro2::TokenStream,
     }
     text.parse()
         .map_err(|e: proc_macro2::LexError| CodegenError::Progenitor(e.to_string()))
+}
+
+/// Gives every operation's builder a `call()` beside progenitor's `send()`: the body of the
+/// success itself, and the crate's own error, `crate::ApiError`. Read from the builders that
+/// progenitor wrote, so that a new operation gets one too.
+fn add_call_methods(file: &mut syn::File) -> Result<(), CodegenError> {
+    let Some(builder) = file.items.iter_mut().find_map(|item| match item {
+        syn::Item::Mod(m) if m.ident == "builder" => m.content.as_mut().map(|(_, items)| items),
+        _ => None,
+    }) else {
+        return Err(CodegenError::Progenitor(
+            "the generated code has no `builder` module; update add_call_methods in codegen/mod.rs"
+                .into(),
+        ));
+    };
+    let mut added = Vec::new();
+    for item in builder.iter() {
+        let syn::Item::Impl(imp) = item else { continue };
+        if imp.trait_.is_some() {
+            continue;
+        }
+        for member in &imp.items {
+            let syn::ImplItem::Fn(f) = member else {
+                continue;
+            };
+            if f.sig.ident != "send" {
+                continue;
+            }
+            let Some(success) = send_success_type(&f.sig.output) else {
+                return Err(CodegenError::Progenitor(
+                    "a builder's `send` no longer returns `Result<ResponseValue<T>, Error<E>>`; update add_call_methods in codegen/mod.rs"
+                        .into(),
+                ));
+            };
+            let self_ty = &imp.self_ty;
+            let generics = &imp.generics;
+            added.push(syn::Item::Impl(syn::parse_quote! {
+                impl #generics #self_ty {
+                    /// Sends the request and returns the body of the success itself; any failure
+                    /// is a [`crate::ApiError`]. The short form of `send().await?.into_inner()`.
+                    pub async fn call(self) -> Result<#success, crate::ApiError> {
+                        self.send()
+                            .await
+                            .map(ResponseValue::into_inner)
+                            .map_err(crate::ApiError::from)
+                    }
+                }
+            }));
+        }
+    }
+    if added.is_empty() {
+        return Err(CodegenError::Progenitor(
+            "no builder has a `send`; update add_call_methods in codegen/mod.rs".into(),
+        ));
+    }
+    builder.extend(added);
+    Ok(())
+}
+
+/// `T` of `Result<ResponseValue<T>, Error<E>>`.
+fn send_success_type(output: &syn::ReturnType) -> Option<syn::Type> {
+    let syn::ReturnType::Type(_, ty) = output else {
+        return None;
+    };
+    let generic = |ty: &syn::Type| -> Option<syn::Type> {
+        let syn::Type::Path(p) = ty else { return None };
+        let syn::PathArguments::AngleBracketed(args) = &p.path.segments.last()?.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|a| match a {
+            syn::GenericArgument::Type(t) => Some(t.clone()),
+            _ => None,
+        })
+    };
+    generic(&generic(ty)?)
 }
 
 /// `DOCUMENTED_SUCCESS`: each operation's documented success status and whether it has a body,

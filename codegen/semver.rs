@@ -228,6 +228,30 @@ fn operations(old: &Surface, new: &Surface, out: &mut Changes) {
                 Some((header.clone(), n.send_line())),
             );
         }
+        match (&o.call, &n.call, n.call_line()) {
+            (None, Some(_), Some(line)) => out.push(
+                Kind::Additive,
+                format!("method `call` added to the builder of operation `{id}`"),
+                "a new method; `send` is unchanged",
+                Some((header.clone(), line)),
+            ),
+            (Some(_), None, _) => out.push(
+                Kind::Breaking,
+                format!("method `call` removed from the builder of operation `{id}`"),
+                "code that calls it no longer compiles",
+                Some((header.clone(), header.clone())),
+            ),
+            (Some(oc), Some(nc), Some(line)) if oc != nc => out.push(
+                Kind::Breaking,
+                format!(
+                    "result of `call` of operation `{id}` retyped (`Ok({}), Err({})` -> `Ok({}), Err({})`)",
+                    oc.0, oc.1, nc.0, nc.1
+                ),
+                "code that uses the result of `call` no longer compiles",
+                Some((header.clone(), line)),
+            ),
+            _ => {}
+        }
         if o.docs != n.docs {
             out.push(Kind::Docs, format!("docs of operation `{id}`"), DOCS, None);
         }

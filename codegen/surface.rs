@@ -54,6 +54,8 @@ pub struct Operation {
     pub setters: Vec<Setter>,
     /// `send`'s `Ok` and `Err` types.
     pub send: (String, String),
+    /// `call`'s `Ok` and `Err` types, when the builder has the short form.
+    pub call: Option<(String, String)>,
     /// The docs of the client method.
     pub docs: String,
 }
@@ -179,6 +181,11 @@ impl Operation {
     pub fn send_line(&self) -> String {
         format!("  send -> Ok({}), Err({})", self.send.0, self.send.1)
     }
+
+    pub fn call_line(&self) -> Option<String> {
+        let (ok, err) = self.call.as_ref()?;
+        Some(format!("  call -> Ok({ok}), Err({err})"))
+    }
 }
 
 impl Setter {
@@ -235,6 +242,9 @@ impl fmt::Display for Surface {
                 writeln!(f, "{}", setter.line())?;
             }
             writeln!(f, "{}", op.send_line())?;
+            if let Some(line) = op.call_line() {
+                writeln!(f, "{line}")?;
+            }
         }
         writeln!(f, "\n# Types")?;
         for t in &self.types {
@@ -273,11 +283,14 @@ fn operation(route: &Route, top: &[Item], builder: &[Item]) -> Operation {
         .collect();
     let mut setters = Vec::new();
     let mut send = ("()".to_string(), "?".to_string());
+    let mut call = None;
     for method in impl_methods(builder, &name) {
         let sig = &method.sig;
         let ident = sig.ident.to_string();
         if ident == "send" {
             send = send_types(&sig.output);
+        } else if ident == "call" {
+            call = Some(send_types(&sig.output));
         } else if ident != "new" && !ident.ends_with("_map") {
             let required = !stored
                 .iter()
@@ -306,6 +319,7 @@ fn operation(route: &Route, top: &[Item], builder: &[Item]) -> Operation {
         route: route.clone(),
         setters,
         send,
+        call,
         docs,
     }
 }

@@ -11,9 +11,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use comm100::generated::types;
 use comm100::prelude::*;
-use comm100::Comm100;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -84,15 +82,10 @@ async fn against_sandbox() -> Result<(), BoxError> {
         color(&segment)
     );
 
-    let all = client.list_customer_segments().send().await?.into_inner();
+    let all = client.list_customer_segments().call().await?;
     println!("list        {} segment(s): {}", all.len(), names(&all));
 
-    let mut got = client
-        .get_customer_segment()
-        .id(id)
-        .send()
-        .await?
-        .into_inner();
+    let mut got = client.get_customer_segment().id(id).call().await?;
     println!(
         "get         {} \"{}\", {} condition(s)",
         id,
@@ -111,9 +104,8 @@ async fn against_sandbox() -> Result<(), BoxError> {
         .update_customer_segment()
         .id(id)
         .body(got)
-        .send()
-        .await?
-        .into_inner();
+        .call()
+        .await?;
     let after = c100.token().await?;
     let refreshed = before != after.id();
     println!(
@@ -134,8 +126,8 @@ async fn against_sandbox() -> Result<(), BoxError> {
     let deleted = client.delete_customer_segment().id(id).send().await?;
     println!("delete      {} → HTTP {}", id, deleted.status().as_u16());
 
-    let missing = client.get_customer_segment().id(id).send().await.err();
-    let gone = missing.as_ref().is_some_and(|e| e.is_not_found());
+    let missing = client.get_customer_segment().id(id).call().await.err();
+    let gone = missing.is_some_and(|e| e.kind() == &ErrorKind::NotFound);
     println!(
         "get         {} → {}",
         id,
@@ -161,12 +153,7 @@ async fn against_env(write: bool) -> Result<(), BoxError> {
     println!("server      {}", c100.endpoints().api_url());
     let expires = c100.login().await?;
     println!("login       → {}", describe(&c100.token().await?, expires));
-    let all = c100
-        .client()
-        .list_customer_segments()
-        .send()
-        .await?
-        .into_inner();
+    let all = c100.client().list_customer_segments().call().await?;
     println!("list        {} segment(s): {}", all.len(), names(&all));
     if !write {
         println!("summary     listed {} segment(s); run with -- --write to also create, get, update and delete one", all.len());
@@ -178,19 +165,12 @@ async fn against_env(write: bool) -> Result<(), BoxError> {
         .client()
         .create_customer_segment()
         .body(example_segment(&name))
-        .send()
-        .await?
-        .into_inner();
+        .call()
+        .await?;
     let id = created.id;
     println!("create      {id} \"{name}\"");
     let steps = async {
-        let mut got = c100
-            .client()
-            .get_customer_segment()
-            .id(id)
-            .send()
-            .await?
-            .into_inner();
+        let mut got = c100.client().get_customer_segment().id(id).call().await?;
         println!("get         {id} \"{}\"", self::name(&got));
         got.name = Some(format!("{name} (updated)"));
         let updated = c100
@@ -198,9 +178,8 @@ async fn against_env(write: bool) -> Result<(), BoxError> {
             .update_customer_segment()
             .id(id)
             .body(got)
-            .send()
-            .await?
-            .into_inner();
+            .call()
+            .await?;
         println!("update      {id} \"{}\"", self::name(&updated));
         Ok::<(), BoxError>(())
     }

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use comm100::generated::{types, ClientCustomerSegmentsExt as _};
-use comm100::{ApiErrorExt as _, CreateOutcome};
+use comm100::CreateOutcome;
 use comm100_sandbox::{Fault, Route, Sandbox, SandboxConfig};
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
@@ -315,9 +315,9 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
             OpKind::Get => {
                 let (id, expected) = &model[pick];
                 calls += 1;
-                match client.get_customer_segment().id(*id).send().await {
+                match client.get_customer_segment().id(*id).call().await {
                     Ok(got) => {
-                        if Expected::from_sdk(&got.into_inner()) != *expected {
+                        if Expected::from_sdk(&got) != *expected {
                             report.stale_reads += 1;
                         }
                     }
@@ -326,9 +326,9 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
             }
             OpKind::List => {
                 calls += 1;
-                match client.list_customer_segments().send().await {
+                match client.list_customer_segments().call().await {
                     Ok(listed) => {
-                        if listed.into_inner().len() != model.len() {
+                        if listed.len() != model.len() {
                             report.stale_reads += 1;
                         }
                     }
@@ -348,15 +348,15 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
                     .update_customer_segment()
                     .id(*id)
                     .body(updated.body())
-                    .send()
+                    .call()
                     .await
                 {
                     Ok(_) => *expected = updated,
                     Err(e) => {
                         // Unknown whether it was applied: read the segment back into the model.
                         calls += 1;
-                        let now = client.get_customer_segment().id(*id).send().await?;
-                        *expected = Expected::from_sdk(&now.into_inner());
+                        let now = client.get_customer_segment().id(*id).call().await?;
+                        *expected = Expected::from_sdk(&now);
                         report
                             .failed
                             .push(fail(describe(&e), "read back into the model"));
@@ -366,6 +366,7 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
             OpKind::Delete => {
                 let id = model[pick].0;
                 calls += 1;
+                // `send`, not `call`: the response's headers say whether an earlier attempt did it.
                 match client.delete_customer_segment().id(id).send().await {
                     Ok(deleted) => {
                         // A retry after an attempt that got no answer found the segment gone:
@@ -382,15 +383,15 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
                     }
                     Err(e) => {
                         calls += 1;
-                        let outcome = match client.get_customer_segment().id(id).send().await {
+                        let outcome = match client.get_customer_segment().id(id).call().await {
                             Ok(_) => "still on the server; kept in the model",
-                            Err(g) if g.is_not_found() => {
+                            Err(g) if *g.kind() == comm100::ErrorKind::NotFound => {
                                 model.remove(pick);
                                 "gone from the server; removed from the model"
                             }
                             Err(g) => return Err(g.into()),
                         };
-                        report.failed.push(fail(describe(&e), outcome));
+                        report.failed.push(fail(describe(&e.into()), outcome));
                     }
                 }
             }
@@ -435,12 +436,9 @@ pub async fn run_soak(ops: usize, seed: u64) -> Result<SoakReport, Box<dyn std::
     Ok(report)
 }
 
-/// A short description of an error: the status and Comm100's message, or the transport error.
-fn describe(e: &(impl comm100::ApiErrorExt + std::fmt::Display)) -> String {
-    match e.http_status() {
-        Some(status) => format!("{} {}", status.as_u16(), e.message()),
-        None => e.message(),
-    }
+/// A short description of an error: its one-line `Display` (operation, status, code, message).
+fn describe(e: &comm100::ApiError) -> String {
+    e.to_string()
 }
 
 /// Prints one line per failed operation, then the summary.

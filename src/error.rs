@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
+use crate::api_error::{wrapper_error, Facts};
 use crate::generated::types;
 use crate::outcome::{is_transient_status, Outcome};
 
@@ -255,6 +256,10 @@ impl Error {
 /// }
 /// # }
 /// ```
+#[deprecated(
+    since = "0.2.0",
+    note = "use comm100::ApiError: `.call()` returns it, `ApiError::from(err)` converts a `send()` error, and its `is_retryable()` has no twin that disagrees"
+)]
 pub trait ApiErrorExt {
     /// The HTTP status, when a response arrived (also the `5xx` of a create whose outcome is
     /// unknown, which progenitor's `status()` does not show).
@@ -291,53 +296,22 @@ pub trait ApiErrorExt {
     fn login_error(&self) -> Option<&Error>;
 }
 
+#[allow(deprecated)]
 impl ApiErrorExt for progenitor_client::Error<types::Error> {
     fn http_status(&self) -> Option<StatusCode> {
-        match wrapper_error(self).map(Error::cause) {
-            Some(Error::ServerError { status, .. } | Error::Login { status, .. }) => Some(*status),
-            _ => self.status(),
-        }
+        Facts::of(self).status
     }
 
     fn code(&self) -> Option<i64> {
-        match self {
-            progenitor_client::Error::ErrorResponse(rv) => rv.code,
-            progenitor_client::Error::UnexpectedResponse(r) => {
-                r.extensions().get::<ErrorDetails>()?.code
-            }
-            _ => match wrapper_error(self)?.cause() {
-                Error::ServerError { code, .. } | Error::Login { code, .. } => *code,
-                _ => None,
-            },
-        }
+        Facts::of(self).code
     }
 
     fn message(&self) -> String {
-        if let Some(error) = wrapper_error(self) {
-            return match error.cause() {
-                Error::ServerError { message, .. } => message.clone(),
-                e if e.is_login() => format!("could not log in: {e}"),
-                _ => error.to_string(),
-            };
-        }
-        match self {
-            progenitor_client::Error::ErrorResponse(rv) => rv.message.clone().unwrap_or_default(),
-            progenitor_client::Error::UnexpectedResponse(r) => {
-                let message = r
-                    .extensions()
-                    .get::<ErrorDetails>()
-                    .map_or("", |d| d.message.as_str());
-                format!(
-                    "HTTP {} is not an answer the operation has: {message}",
-                    r.status()
-                )
-            }
-            // The Display of the other variants names the failure; none carries a secret.
-            other => other.to_string(),
-        }
+        Facts::of(self).message
     }
 
     fn operation_id(&self) -> Option<&str> {
+        // Borrowed from the error itself, where the hooks wrote it.
         let headers = match self {
             progenitor_client::Error::ErrorResponse(rv) => rv.headers(),
             progenitor_client::Error::UnexpectedResponse(r) => r.headers(),
@@ -353,44 +327,18 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
     }
 
     fn outcome(&self) -> Outcome {
-        use progenitor_client::Error as E;
-        if let Some(error) = wrapper_error(self) {
-            return match error {
-                Error::Classified { outcome, .. } => *outcome,
-                // A login failed or was refused: nothing reached the API.
-                _ => Outcome::NotSent,
-            };
-        }
-        match self {
-            E::InvalidRequest(_) | E::Custom(_) => Outcome::NotSent,
-            E::CommunicationError(e) if e.is_connect() => Outcome::NotSent,
-            E::CommunicationError(_) => Outcome::Unknown,
-            E::ErrorResponse(_) if self.is_login_failure() => Outcome::NotSent,
-            E::ErrorResponse(rv) if rv.status().is_client_error() => Outcome::Refused,
-            E::ErrorResponse(_) => Outcome::Unknown,
-            E::UnexpectedResponse(r) if r.status().is_success() => Outcome::Performed,
-            E::UnexpectedResponse(_) => Outcome::Unknown,
-            // A success whose body failed or did not decode.
-            E::ResponseBodyError(_) | E::InvalidResponsePayload(..) | E::InvalidUpgrade(_) => {
-                Outcome::Performed
-            }
-        }
+        Facts::of(self).outcome
     }
 
     fn is_retryable(&self) -> bool {
-        match self {
-            // The hooks return a failure without an answer this way only when it may be retried.
-            progenitor_client::Error::CommunicationError(_) => true,
-            // The hooks return a 5xx this way only for an idempotent request (or a login).
-            progenitor_client::Error::ErrorResponse(rv) => is_transient_status(rv.status()),
-            _ => wrapper_error(self).is_some_and(Error::is_retryable),
-        }
+        Facts::of(self).retryable
     }
 
     fn is_rate_limited(&self) -> bool {
-        match self.http_status() {
+        let facts = Facts::of(self);
+        match facts.status {
             Some(StatusCode::TOO_MANY_REQUESTS) => true,
-            Some(StatusCode::FORBIDDEN) => is_daily_limit(&self.message()),
+            Some(StatusCode::FORBIDDEN) => is_daily_limit(&facts.message),
             _ => false,
         }
     }
@@ -404,14 +352,11 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
     }
 
     fn retry_after(&self) -> Option<Duration> {
-        match self {
-            progenitor_client::Error::ErrorResponse(rv) => crate::retry::retry_after(rv.headers()),
-            _ => wrapper_error(self)?.retry_after(),
-        }
+        Facts::of(self).retry_after
     }
 
     fn is_login_failure(&self) -> bool {
-        self.login_error().is_some() || self.operation_id() == Some(LOGIN_OPERATION)
+        Facts::of(self).login_failure
     }
 
     fn login_error(&self) -> Option<&Error> {
@@ -425,18 +370,6 @@ impl ApiErrorExt for progenitor_client::Error<types::Error> {
 pub(crate) struct ErrorDetails {
     pub(crate) code: Option<i64>,
     pub(crate) message: String,
-}
-
-/// The wrapper's own error behind an operation's error that got no (whole) answer: a login that
-/// failed, a failure classified by the hooks. The hooks put it in the source chain of the
-/// `reqwest::Error`, the only error they can make.
-fn wrapper_error(error: &progenitor_client::Error<types::Error>) -> Option<&Error> {
-    let (progenitor_client::Error::CommunicationError(e)
-    | progenitor_client::Error::ResponseBodyError(e)) = error
-    else {
-        return None;
-    };
-    Error::behind(e)
 }
 
 impl Error {

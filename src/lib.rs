@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod api_error;
 mod auth;
 mod body;
 mod client;
@@ -47,27 +48,41 @@ mod redact;
 mod retry;
 mod segments;
 
+pub use api_error::{ApiError, ErrorKind};
 pub use auth::{SensitiveString, Token, TokenFuture, TokenSource};
 pub use client::{same_origin_redirects, Comm100, Comm100Builder};
 pub use domain::{Endpoints, HttpPolicy};
-pub use error::{ApiErrorExt, Error};
+#[allow(deprecated)]
+pub use error::ApiErrorExt;
+pub use error::Error;
 // `Inner` is the state the hooks keep in the generated client, which names it in its public
 // `new_with_client`; it must be public for that, but it is no API to use: hidden from the docs.
 #[doc(hidden)]
 pub use hooks::Inner;
 pub use hooks::{DONE_BY_EARLIER_ATTEMPT, ORIGINAL_STATUS_HEADER, OUTCOME_HEADER};
 pub use outcome::Outcome;
-pub use raw::{RawError, RawRequest, RAW_OPERATION};
+pub use raw::{RawRequest, RAW_OPERATION};
 pub use reconcile::CreateOutcome;
+/// The method a raw call takes ([`Comm100::request`]), re-exported from `reqwest`.
+pub use reqwest::Method;
 pub use retry::RetryPolicy;
 pub use segments::InvalidSegment;
+/// The `uuid` crate, whose `Uuid` names segments: no need to add it to your own `Cargo.toml`.
+pub use uuid;
 
-/// The traits that put the operations and the error accessors in scope:
-/// `use comm100::prelude::*;`.
+/// What a program that uses the crate needs, in one import: `use comm100::prelude::*;`.
+///
+/// The client ([`Comm100`]) and its settings ([`RetryPolicy`]), the generated types
+/// ([`types`](crate::generated::types)), the error ([`ApiError`], [`ErrorKind`], [`Outcome`]),
+/// the reconciling create's answer ([`CreateOutcome`]), and the traits that put the operations in
+/// scope.
 pub mod prelude {
+    #[allow(deprecated)]
     pub use crate::error::ApiErrorExt;
+    pub use crate::generated::types;
     pub use crate::generated::{ClientAuthExt, ClientCustomerSegmentsExt};
     pub use crate::outcome::Outcome;
+    pub use crate::{ApiError, Comm100, CreateOutcome, ErrorKind, RetryPolicy};
 }
 
 /// The client generated from `openapi/comm100.yaml` by progenitor at build time. Reach it

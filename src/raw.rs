@@ -13,14 +13,13 @@ use serde::Serialize;
 
 use crate::domain::same_origin;
 use crate::generated::types;
-use crate::Comm100;
+use crate::{ApiError, Comm100};
 
 /// The operation id under which raw calls are traced and their errors reported.
 pub const RAW_OPERATION: &str = "raw_request";
 
-/// The error of a raw call: the same type as the generated operations', so that
-/// [`ApiErrorExt`](crate::ApiErrorExt) works on it.
-pub type RawError = progenitor_client::Error<types::Error>;
+/// progenitor's error, which the raw calls use inside before turning it into an [`ApiError`].
+type ProgenitorError = progenitor_client::Error<types::Error>;
 
 impl Comm100 {
     /// A request to `path` under the API base (`https://api{N}.comm100.io/api/v3`), for an
@@ -31,13 +30,13 @@ impl Comm100 {
     ///
     /// The path must stay under the API base, since the request carries the token: a path
     /// with a dot segment (`.` or `..`, also percent-encoded as `%2e`, and with `\` taken as
-    /// a separator too) is refused at `send` with `InvalidRequest`, and nothing is sent.
+    /// a separator too) is refused at `send` with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), and nothing is sent.
     ///
     /// ```no_run
-    /// # async fn run(c100: &comm100::Comm100) -> Result<(), comm100::RawError> {
+    /// # async fn run(c100: &comm100::Comm100) -> Result<(), comm100::ApiError> {
     /// #[derive(serde::Deserialize)]
     /// struct Agent { id: i64, email: String }
-    /// let agents: Vec<Agent> = c100.request(reqwest::Method::GET, "/agents").send_json().await?;
+    /// let agents: Vec<Agent> = c100.request(comm100::Method::GET, "/agents").send_json().await?;
     /// # Ok(()) }
     /// ```
     pub fn request(&self, method: Method, path: &str) -> RawRequest<'_> {
@@ -123,44 +122,48 @@ impl RawRequest<'_> {
     }
 
     /// Sends the request and returns the response of a success (a `2xx`), its body already
-    /// read within the limit. An error status is `Err(ErrorResponse)`, a `3xx` or `1xx`
-    /// `Err(UnexpectedResponse)` (its body read within the error-body limit), and every other
-    /// failure follows the rules of the generated operations (see
-    /// [`ApiErrorExt`](crate::ApiErrorExt)).
-    pub async fn send(self) -> Result<Response, RawError> {
+    /// read within the limit. Every failure is an [`ApiError`], by the rules of the generated
+    /// operations: an error status with its code and message, a `3xx` or `1xx` as
+    /// [`ErrorKind::Protocol`](crate::ErrorKind::Protocol) (its body read within the
+    /// error-body limit), and the outcome rules of the README's decision table.
+    pub async fn send(self) -> Result<Response, ApiError> {
+        self.send_raw().await.map_err(ApiError::from)
+    }
+
+    /// Sends the request and decodes the body of a success as `T`.
+    pub async fn send_json<T: DeserializeOwned>(self) -> Result<T, ApiError> {
+        let response = self.send_raw().await?;
+        Ok(crate::body::decode_response::<T, types::Error>(response)
+            .await?
+            .into_inner())
+    }
+
+    async fn send_raw(self) -> Result<Response, ProgenitorError> {
         if let Some(problem) = self.refused {
-            return Err(RawError::InvalidRequest(problem));
+            return Err(ProgenitorError::InvalidRequest(problem));
         }
         let client = self.c100.client();
         let mut request = self
             .builder
             .build()
-            .map_err(|e| RawError::InvalidRequest(e.to_string()))?;
+            .map_err(|e| ProgenitorError::InvalidRequest(e.to_string()))?;
         let info = OperationInfo {
             operation_id: RAW_OPERATION,
         };
         client.pre::<types::Error>(&mut request, &info).await?;
         let result = client.exec(request, &info).await;
         client.post::<types::Error>(&result, &info).await?;
-        let response = result.map_err(RawError::CommunicationError)?;
+        let response = result.map_err(ProgenitorError::CommunicationError)?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         if status.is_client_error() || status.is_server_error() {
-            return Err(RawError::ErrorResponse(
+            return Err(ProgenitorError::ErrorResponse(
                 crate::body::decode_response(response).await?,
             ));
         }
-        Err(RawError::UnexpectedResponse(response))
-    }
-
-    /// Sends the request and decodes the body of a success as `T`.
-    pub async fn send_json<T: DeserializeOwned>(self) -> Result<T, RawError> {
-        let response = self.send().await?;
-        Ok(crate::body::decode_response::<T, types::Error>(response)
-            .await?
-            .into_inner())
+        Err(ProgenitorError::UnexpectedResponse(response))
     }
 }
 

@@ -11,9 +11,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::ApiErrorExt as _;
 use crate::generated::{types, ClientCustomerSegmentsExt as _};
-use crate::{Comm100, Outcome, RawError};
+use crate::{ApiError, Comm100, Outcome};
 
 /// The server's defaults for fields a create leaves out (`../shared/reference`: color
 /// `339FD9`, `isEnable` false, `conditionMetType` `all`).
@@ -37,13 +36,12 @@ pub enum CreateOutcome {
         /// The segment found.
         segment: types::CustomerSegment,
         /// The error the create itself got.
-        error: RawError,
+        error: ApiError,
     },
     /// The create was not carried out: refused or never sent, or it failed after it may have
     /// reached the server and no segment on the site matches what was sent. Creating again is
-    /// safe; [`ApiErrorExt::is_retryable`](crate::ApiErrorExt::is_retryable) on the error says
-    /// whether it may succeed now.
-    NotCreated(RawError),
+    /// safe; [`ApiError::is_retryable`] on the error says whether it may succeed now.
+    NotCreated(ApiError),
     /// The create failed after it may have reached the server, and more than one segment on the
     /// site matches what was sent: one may be the create's, or none (a twin that was there
     /// before). Nothing tells them apart.
@@ -51,7 +49,7 @@ pub enum CreateOutcome {
         /// The matching segments, in the order the server listed them.
         candidates: Vec<types::CustomerSegment>,
         /// The error the create itself got.
-        error: RawError,
+        error: ApiError,
     },
 }
 
@@ -110,34 +108,41 @@ impl Comm100 {
     pub async fn create_customer_segment_reconciled<B>(
         &self,
         segment: B,
-    ) -> Result<CreateOutcome, RawError>
+    ) -> Result<CreateOutcome, ApiError>
     where
         B: TryInto<types::CustomerSegmentInput>,
         B::Error: std::fmt::Display,
     {
-        let input: types::CustomerSegmentInput = segment
-            .try_into()
-            .map_err(|e| RawError::InvalidRequest(format!("customer segment: {e}")))?;
-        let sent = serde_json::to_value(&input)
-            .map_err(|e| RawError::InvalidRequest(format!("customer segment: {e}")))?;
+        let input: types::CustomerSegmentInput = segment.try_into().map_err(|e| {
+            ApiError::invalid_input(
+                format!("customer segment: {e}"),
+                Some("create_customer_segment"),
+            )
+        })?;
+        let sent = serde_json::to_value(&input).map_err(|e| {
+            ApiError::invalid_input(
+                format!("customer segment: {e}"),
+                Some("create_customer_segment"),
+            )
+        })?;
         let error = match self
             .client()
             .create_customer_segment()
             .body(input)
-            .send()
+            .call()
             .await
         {
-            Ok(created) => return Ok(CreateOutcome::Created(created.into_inner())),
+            Ok(created) => return Ok(CreateOutcome::Created(created)),
             Err(error) => error,
         };
         if !error.outcome().may_have_acted() {
             return Ok(CreateOutcome::NotCreated(error));
         }
-        let listed = match self.client().list_customer_segments().send().await {
-            Ok(listed) => listed.into_inner(),
+        let listed = match self.client().list_customer_segments().call().await {
+            Ok(listed) => listed,
             Err(list_error) => {
                 tracing::warn!(
-                    error = %list_error.message(),
+                    error = %list_error,
                     "the list that would resolve a create of unknown outcome failed; the outcome stays unknown"
                 );
                 return Err(error);

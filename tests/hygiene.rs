@@ -1,6 +1,9 @@
 //! Secrets and hygiene, each against a loopback server: a server that echoes the token or sends
 //! format characters, a base URL with a password, a password with spaces from the environment,
 //! a `Retry-After` past `u64`, and raw paths and headers that would take the token elsewhere.
+// `ApiErrorExt` is deprecated in favour of `comm100::ApiError`, and kept for a release: these
+// checks hold for it too.
+#![allow(deprecated)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +12,9 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use comm100::generated::ClientCustomerSegmentsExt as _;
-use comm100::{ApiErrorExt, Comm100, Error, RawError};
+use comm100::{ApiErrorExt, Comm100, Error, ErrorKind};
+
+type RawError = progenitor_client::Error<comm100::generated::types::Error>;
 use comm100_sandbox::{Fault, Route, Sandbox, DEFAULT_SITE_ID};
 use reqwest::header::{HeaderValue, AUTHORIZATION, HOST};
 use serde_json::json;
@@ -221,11 +226,15 @@ async fn raw_paths_and_headers_that_would_leave_the_api_are_refused_before_sendi
     ] {
         let err = c100.get(path).send().await.unwrap_err();
         assert!(
-            matches!(&err, RawError::InvalidRequest(m) if m.contains("dot segment")),
+            matches!(err.kind(), ErrorKind::InvalidInput { .. })
+                && err.message().contains("dot segment"),
             "{path}: {err}"
         );
         let err = c100.post(path).json(&json!({})).send().await.unwrap_err();
-        assert!(matches!(err, RawError::InvalidRequest(_)), "{path}: {err}");
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidInput { .. }),
+            "{path}: {err}"
+        );
     }
     for (name, value) in [(HOST, "evil.example"), (AUTHORIZATION, "Bearer mine")] {
         let err = c100
@@ -235,7 +244,8 @@ async fn raw_paths_and_headers_that_would_leave_the_api_are_refused_before_sendi
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, RawError::InvalidRequest(m) if m.contains(name.as_str())),
+            matches!(err.kind(), ErrorKind::InvalidInput { .. })
+                && err.message().contains(name.as_str()),
             "{name}: {err}"
         );
     }

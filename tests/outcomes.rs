@@ -13,12 +13,15 @@
 //! * the call ends within its budget.
 //!
 //! The cells are listed on stdout (`cargo test --test outcomes -- --nocapture`).
+// `ApiErrorExt` is deprecated in favour of `comm100::ApiError`, and kept for a release: these
+// checks hold for it too.
+#![allow(deprecated)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use comm100::generated::ClientCustomerSegmentsExt as _;
-use comm100::{ApiErrorExt, Comm100, Outcome, RawError, RetryPolicy};
+use comm100::{ApiError, ApiErrorExt, Comm100, ErrorKind, Outcome, RetryPolicy};
 use comm100_sandbox::{
     Fault, Route, Sandbox, TokenHost, DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID,
 };
@@ -159,24 +162,44 @@ async fn run_cell(op: Op, mode: Mode) -> Cell {
     if elapsed > BUDGET + MARGIN {
         problems.push(format!("took {elapsed:?}, over the budget of {BUDGET:?}"));
     }
-    let summary = match &result {
+    let summary = match result {
         Ok(()) => {
             if op.writes() && effects != 1 {
                 problems.push("a success, but the server did not do it".into());
             }
             "ok".to_string()
         }
-        Err(e) => {
-            let outcome = e.outcome();
-            let retryable = ApiErrorExt::is_retryable(e);
-            // progenitor's inherent method, which method syntax picks.
-            let progenitor_retryable = e.is_retryable();
+        Err(failure) => {
+            // A generated operation's error is checked as progenitor returns it (its inherent
+            // `is_retryable`, which method syntax picks, and the deprecated trait's), then as
+            // the crate's `ApiError`; a raw call returns `ApiError` itself.
+            let error = match failure {
+                Failure::Generated(e) => {
+                    let progenitor_retryable = e.is_retryable();
+                    let trait_retryable = ApiErrorExt::is_retryable(&e);
+                    shown.extend([e.to_string(), format!("{e:?}"), e.message()]);
+                    let error = ApiError::from(e);
+                    if progenitor_retryable != error.is_retryable()
+                        && error.status().is_none_or(|s| s != 500)
+                    {
+                        problems.push(format!(
+                            "progenitor's is_retryable says {progenitor_retryable}, ApiError's {}",
+                            error.is_retryable()
+                        ));
+                    }
+                    if trait_retryable != error.is_retryable() {
+                        problems.push("the trait's is_retryable disagrees with ApiError's".into());
+                    }
+                    error
+                }
+                Failure::Raw(e) => e,
+            };
+            let outcome = error.outcome();
+            let retryable = error.is_retryable();
             let twice_unsafe =
                 outcome == Outcome::Performed || (outcome == Outcome::Unknown && !op.idempotent());
-            if twice_unsafe && (retryable || progenitor_retryable) {
-                problems.push(format!(
-                    "{outcome} but retryable (trait {retryable}, progenitor {progenitor_retryable})"
-                ));
+            if twice_unsafe && retryable {
+                problems.push(format!("{outcome} but retryable"));
             }
             match outcome {
                 Outcome::NotSent | Outcome::Refused if effects > 0 => {
@@ -190,11 +213,16 @@ async fn run_cell(op: Op, mode: Mode) -> Cell {
                 }
                 _ => {}
             }
-            shown.extend([e.to_string(), format!("{e:?}"), e.message()]);
+            problems.extend(kind_problems(&error));
+            shown.extend([
+                error.to_string(),
+                format!("{error:?}"),
+                error.message().to_string(),
+            ]);
             format!(
-                "err outcome={outcome} retryable={retryable} status={:?} login_failure={}",
-                e.http_status().map(|s| s.as_u16()),
-                e.is_login_failure()
+                "err kind={:?} outcome={outcome} retryable={retryable} status={:?}",
+                error.kind(),
+                error.status().map(|s| s.as_u16()),
             )
         }
     };
@@ -219,7 +247,47 @@ async fn run_cell(op: Op, mode: Mode) -> Cell {
     }
 }
 
-async fn call(c100: &Comm100, op: Op, seeded: uuid::Uuid) -> Result<(), RawError> {
+/// How a call failed: a generated operation's error as progenitor returns it, or a raw call's.
+enum Failure {
+    Generated(progenitor_client::Error<comm100::generated::types::Error>),
+    Raw(ApiError),
+}
+
+/// The kind agrees with the rest of the error: the status it stands for, the login, the rule of
+/// `is_retryable`.
+fn kind_problems(error: &ApiError) -> Vec<String> {
+    let status = error.status().map(|s| s.as_u16());
+    let expected_status: Option<&[u16]> = match error.kind() {
+        ErrorKind::NotFound => Some(&[404]),
+        ErrorKind::Unauthorized => Some(&[401]),
+        ErrorKind::Forbidden | ErrorKind::DailyLimit => Some(&[403]),
+        ErrorKind::RateLimited { .. } => Some(&[429]),
+        ErrorKind::Unavailable => Some(&[502, 503, 504]),
+        _ => None,
+    };
+    let mut problems = Vec::new();
+    if let Some(allowed) = expected_status {
+        if !status.is_some_and(|s| allowed.contains(&s)) {
+            problems.push(format!("kind {:?} with status {status:?}", error.kind()));
+        }
+    }
+    let login = error.operation_id() == Some("generate_jwt_token");
+    if login
+        != (*error.kind() == ErrorKind::LoginFailed
+            || (login && *error.kind() == ErrorKind::Timeout))
+    {
+        problems.push(format!(
+            "kind {:?} for a login failure: {login}",
+            error.kind()
+        ));
+    }
+    if login && error.outcome() != Outcome::NotSent {
+        problems.push("a login failure that is not `not sent`".into());
+    }
+    problems
+}
+
+async fn call(c100: &Comm100, op: Op, seeded: uuid::Uuid) -> Result<(), Failure> {
     let client = c100.client();
     let body = || {
         comm100::generated::types::CustomerSegmentInput::builder()
@@ -233,44 +301,50 @@ async fn call(c100: &Comm100, op: Op, seeded: uuid::Uuid) -> Result<(), RawError
                 .unwrap()])
     };
     match op {
-        Op::List => client.list_customer_segments().send().await.map(drop),
+        Op::List => client.list_customer_segments().send().await.map(drop).map_err(Failure::Generated),
         Op::Get => client
             .get_customer_segment()
             .id(seeded)
             .send()
             .await
-            .map(drop),
+            .map(drop)
+            .map_err(Failure::Generated),
         Op::Create => client
             .create_customer_segment()
             .body(body())
             .send()
             .await
-            .map(drop),
+            .map(drop)
+            .map_err(Failure::Generated),
         Op::Update => client
             .update_customer_segment()
             .id(seeded)
             .body(body().name("seeded"))
             .send()
             .await
-            .map(drop),
+            .map(drop)
+            .map_err(Failure::Generated),
         Op::Delete => client
             .delete_customer_segment()
             .id(seeded)
             .send()
             .await
-            .map(drop),
+            .map(drop)
+            .map_err(Failure::Generated),
         Op::RawGet => c100
             .get("/livechat/customerSegments")
             .send_json::<serde_json::Value>()
             .await
-            .map(drop),
+            .map(drop)
+            .map_err(Failure::Raw),
         Op::RawPost => c100
             .post("/livechat/customerSegments")
             .json(&json!({"name": CREATED, "description": UPDATED,
                           "conditions": [{"field": "CurrentPageUrl", "operator": "include", "value": "live"}]}))
             .send_json::<serde_json::Value>()
             .await
-            .map(drop),
+            .map(drop)
+            .map_err(Failure::Raw),
     }
 }
 

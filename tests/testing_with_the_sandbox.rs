@@ -4,26 +4,21 @@
 
 use std::time::Duration;
 
-use comm100::generated::types;
 use comm100::prelude::*;
-use comm100::{Comm100, RetryPolicy};
 use comm100_sandbox::{Fault, Route, Sandbox, DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID};
 use serde_json::json;
 
 /// Your code: turns on every segment whose name starts with `prefix`, and says how many it
 /// turned on.
-async fn enable_segments(
-    c100: &Comm100,
-    prefix: &str,
-) -> Result<usize, comm100::generated::Error<types::Error>> {
+async fn enable_segments(c100: &Comm100, prefix: &str) -> Result<usize, ApiError> {
     let client = c100.client();
     let mut enabled = 0;
-    for mut segment in client.list_customer_segments().send().await?.into_inner() {
+    for mut segment in client.list_customer_segments().call().await? {
         let name = segment.name.as_deref().unwrap_or_default();
         if name.starts_with(prefix) && segment.is_enable != Some(true) {
             segment.is_enable = Some(true);
             let update = client.update_customer_segment().id(segment.id);
-            update.body(segment).send().await?;
+            update.body(segment).call().await?;
             enabled += 1;
         }
     }
@@ -94,6 +89,7 @@ async fn a_refused_update_reaches_the_caller() {
 
     let err = enable_segments(&c100, "VIP").await.unwrap_err();
 
-    assert_eq!(err.http_status().map(|s| s.as_u16()), Some(400));
+    assert_eq!(err.kind(), &ErrorKind::BadRequest);
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(400));
     assert_eq!(controls.segments(DEFAULT_SITE_ID)[0].is_enable, Some(false));
 }
