@@ -90,7 +90,10 @@ pub enum ErrorKind {
 /// }
 /// # }
 /// ```
-pub struct ApiError {
+pub struct ApiError(Box<Parts>);
+
+/// What an [`ApiError`] holds, boxed so that a `Result<T, ApiError>` stays small.
+struct Parts {
     kind: ErrorKind,
     outcome: Outcome,
     retryable: bool,
@@ -112,12 +115,12 @@ enum Source {
 impl ApiError {
     /// What went wrong.
     pub fn kind(&self) -> &ErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// What the server may have done with the request.
     pub fn outcome(&self) -> Outcome {
-        self.outcome
+        self.0.outcome
     }
 
     /// Whether sending the request again may succeed without doing anything twice: a transient
@@ -126,39 +129,39 @@ impl ApiError {
     /// idempotent. Never for an [`Outcome::Unknown`] create, an [`Outcome::Performed`]
     /// request, or the daily limit.
     pub fn is_retryable(&self) -> bool {
-        self.retryable
+        self.0.retryable
     }
 
     /// The HTTP status, when an answer arrived (a login's, when the login failed).
     pub fn status(&self) -> Option<StatusCode> {
-        self.status
+        self.0.status
     }
 
     /// Comm100's error code, when the answer had one.
     pub fn code(&self) -> Option<i64> {
-        self.code
+        self.0.code
     }
 
     /// Comm100's message, a snippet of a body that was not JSON, or what failed.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The wait the server asked for with `Retry-After`.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.0.retry_after
     }
 
     /// The operation that failed (`generate_jwt_token` when the login failed, `raw_request` for
     /// a raw call), when known.
     pub fn operation_id(&self) -> Option<&str> {
-        self.operation_id.as_deref()
+        self.0.operation_id.as_deref()
     }
 
     /// The login's own error, when no token could be had without an error status from the
     /// token host.
     pub fn login_error(&self) -> Option<&Error> {
-        match &self.source {
+        match &self.0.source {
             Some(Source::Http(e)) => Error::behind(e).filter(|e| e.is_login()),
             Some(Source::Ours(e)) => Some(e).filter(|e| e.is_login()),
             _ => None,
@@ -167,7 +170,7 @@ impl ApiError {
 
     /// An error refused locally, with `message`; nothing was sent.
     pub(crate) fn invalid_input(message: String, operation_id: Option<&str>) -> Self {
-        Self {
+        Self(Box::new(Parts {
             kind: ErrorKind::InvalidInput {
                 field: field_of(&message),
             },
@@ -179,44 +182,44 @@ impl ApiError {
             retry_after: None,
             operation_id: operation_id.map(str::to_string),
             source: None,
-        }
+        }))
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(id) = &self.operation_id {
+        if let Some(id) = &self.0.operation_id {
             write!(f, "{id}: ")?;
         }
-        if let Some(status) = self.status {
+        if let Some(status) = self.0.status {
             write!(f, "HTTP {}", status.as_u16())?;
-            if let Some(code) = self.code {
+            if let Some(code) = self.0.code {
                 write!(f, " (code {code})")?;
             }
             f.write_str(": ")?;
         }
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
 impl std::fmt::Debug for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiError")
-            .field("kind", &self.kind)
-            .field("outcome", &self.outcome)
-            .field("retryable", &self.retryable)
-            .field("status", &self.status.map(|s| s.as_u16()))
-            .field("code", &self.code)
-            .field("message", &self.message)
-            .field("retry_after", &self.retry_after)
-            .field("operation_id", &self.operation_id)
+            .field("kind", &self.0.kind)
+            .field("outcome", &self.0.outcome)
+            .field("retryable", &self.0.retryable)
+            .field("status", &self.0.status.map(|s| s.as_u16()))
+            .field("code", &self.0.code)
+            .field("message", &self.0.message)
+            .field("retry_after", &self.0.retry_after)
+            .field("operation_id", &self.0.operation_id)
             .finish()
     }
 }
 
 impl std::error::Error for ApiError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self.source.as_ref()? {
+        match self.0.source.as_ref()? {
             Source::Http(e) => Some(e),
             Source::Payload(e) => Some(e),
             Source::Ours(e) => Some(e),
@@ -236,7 +239,7 @@ impl From<progenitor_client::Error<types::Error>> for ApiError {
             E::InvalidResponsePayload(_, e) => Some(Source::Payload(e)),
             _ => None,
         };
-        Self {
+        Self(Box::new(Parts {
             kind,
             outcome: facts.outcome,
             retryable: facts.retryable,
@@ -246,7 +249,7 @@ impl From<progenitor_client::Error<types::Error>> for ApiError {
             retry_after: facts.retry_after,
             operation_id: facts.operation_id,
             source,
-        }
+        }))
     }
 }
 
@@ -255,7 +258,7 @@ impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         let login = error.is_login() || matches!(error, Error::NoRuntime);
         let status = error.login_status();
-        Self {
+        Self(Box::new(Parts {
             kind: match &error {
                 Error::LoginTimeout(_) | Error::OperationTimeout(_) => ErrorKind::Timeout,
                 e if e.is_login() => ErrorKind::LoginFailed,
@@ -273,14 +276,14 @@ impl From<Error> for ApiError {
             retry_after: error.retry_after(),
             operation_id: login.then(|| LOGIN_OPERATION.to_string()),
             source: Some(Source::Ours(error)),
-        }
+        }))
     }
 }
 
 impl From<crate::InvalidSegment> for ApiError {
     fn from(invalid: crate::InvalidSegment) -> Self {
         let mut error = Self::invalid_input(invalid.to_string(), None);
-        error.kind = ErrorKind::InvalidInput {
+        error.0.kind = ErrorKind::InvalidInput {
             field: Some(invalid.field),
         };
         error
