@@ -21,7 +21,7 @@ use crate::retry::RetryPolicy;
 ///     .portal("portal1.comm100.io")
 ///     .password_login("agent@example.com", password, 10000)
 ///     .build()?;
-/// let segments = c100.client().list_customer_segments().send().await?.into_inner();
+/// let segments = c100.client().list_customer_segments().call().await?;
 /// println!("{} segments", segments.len());
 /// # Ok(()) }
 /// ```

@@ -8,15 +8,18 @@
 //!   login for all callers (its error too), a cool-down after a failed login, no re-login
 //!   storm when the server refuses fresh tokens;
 //! * retries with backoff and `Retry-After`, never duplicating a create;
-//! * errors that keep the status, Comm100's code and message ([`ApiErrorExt`]), and secrets
-//!   that never appear in `Debug` output, logs or errors.
+//! * one error, [`ApiError`]: an [`ErrorKind`] to match on, the [`Outcome`] (did the server
+//!   act?), one `is_retryable()`, the status, Comm100's code and message; secrets never appear
+//!   in `Debug` output, logs or errors.
+//!
+//! Every operation's builder has `call()`, which returns the body of the success or an
+//! [`ApiError`]; progenitor's `send()` is there too, for the status and headers.
 //!
 //! ```no_run
-//! use comm100::generated::types;
 //! use comm100::prelude::*;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let c100 = comm100::Comm100::from_env()?;
+//! let c100 = Comm100::from_env()?;
 //! let segment = types::CustomerSegmentInput::builder()
 //!     .name("VIP visitors")
 //!     .conditions(vec![types::ConditionInput::builder()
@@ -24,7 +27,7 @@
 //!         .operator(types::KnownConditionOperator::Contains)
 //!         .value("/pricing")
 //!         .try_into()?]);
-//! let created = c100.client().create_customer_segment().body(segment).send().await?.into_inner();
+//! let created = c100.client().create_customer_segment().body(segment).call().await?;
 //! println!("created {}", created.id);
 //! # Ok(()) }
 //! ```

@@ -26,17 +26,23 @@ impl Comm100 {
     /// endpoint the spec does not describe. It goes through the same hooks as every operation:
     /// the token (refreshed and the request sent once more on a `401`), the retry rules (a
     /// POST is never sent again once it may have reached the server), the time budget, bounded
-    /// bodies, spans, and error responses as `ErrorResponse` with Comm100's code and message.
+    /// bodies, spans, and every failure as an [`ApiError`] with Comm100's code and message.
     ///
     /// The path must stay under the API base, since the request carries the token: a path
     /// with a dot segment (`.` or `..`, also percent-encoded as `%2e`, and with `\` taken as
-    /// a separator too) is refused at `send` with [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), and nothing is sent.
+    /// a separator too) is refused at `send` with
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), and nothing is sent.
+    ///
+    /// The documents this crate is built from (`docs/reference/`) describe the customer-segment
+    /// paths, used here; Comm100's other v3 endpoints live under the same base (`/global/…`,
+    /// `/livechat/…`, `/report/…`). The sandbox answers `404` to paths it does not serve.
     ///
     /// ```no_run
     /// # async fn run(c100: &comm100::Comm100) -> Result<(), comm100::ApiError> {
     /// #[derive(serde::Deserialize)]
-    /// struct Agent { id: i64, email: String }
-    /// let agents: Vec<Agent> = c100.request(comm100::Method::GET, "/agents").send_json().await?;
+    /// struct Segment { id: comm100::uuid::Uuid, name: Option<String> }
+    /// let path = "/livechat/customerSegments";
+    /// let segments: Vec<Segment> = c100.request(comm100::Method::GET, path).send_json().await?;
     /// # Ok(()) }
     /// ```
     pub fn request(&self, method: Method, path: &str) -> RawRequest<'_> {

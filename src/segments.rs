@@ -9,10 +9,10 @@
 //! ```no_run
 //! use comm100::prelude::*;
 //! # async fn run(c100: &comm100::Comm100, id: uuid::Uuid) -> Result<(), Box<dyn std::error::Error>> {
-//! let mut segment = c100.client().get_customer_segment().id(id).send().await?.into_inner();
+//! let mut segment = c100.client().get_customer_segment().id(id).call().await?;
 //! segment.name = Some("VIP visitors (renamed)".into());
 //! // Everything else the server sent goes back as it came.
-//! c100.client().update_customer_segment().id(segment.id).body(segment).send().await?;
+//! c100.client().update_customer_segment().id(segment.id).body(segment).call().await?;
 //! # Ok(()) }
 //! ```
 
