@@ -11,6 +11,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", codegen::SPEC_PATH);
     println!("cargo:rerun-if-changed=codegen/mod.rs");
     println!("cargo:rerun-if-changed=codegen/surface.rs");
+    println!("cargo:rerun-if-changed=codegen/types.rs");
     println!("cargo:rerun-if-changed=build.rs");
 
     let text = match std::fs::read_to_string(codegen::SPEC_PATH) {

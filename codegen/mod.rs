@@ -10,6 +10,7 @@
 
 pub mod semver;
 pub mod surface;
+pub mod types;
 
 use std::fmt;
 use std::path::Path;
@@ -26,7 +27,7 @@ pub const SNAPSHOT_DIR: &str = "tests/snapshots";
 pub const SNAPSHOTS: [&str; 2] = ["api_surface", "code"];
 
 /// The progenitor settings. Changing any of these changes the public API of the crate.
-pub fn settings() -> GenerationSettings {
+pub fn settings(spec: &OpenAPI) -> GenerationSettings {
     let mut settings = GenerationSettings::default();
     settings
         .with_interface(InterfaceStyle::Builder)
@@ -60,6 +61,8 @@ pub fn settings() -> GenerationSettings {
             "crate::generated::types::ConditionOperator",
             std::iter::empty(),
         );
+    // `PartialEq`, `Eq`, and `Default` where every field is optional (codegen/types.rs).
+    types::configure(&mut settings, spec);
     settings
 }
 
@@ -200,7 +203,7 @@ pub fn generate(text: &str) -> Result<String, CodegenError> {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
         let result = std::panic::catch_unwind(|| {
-            let mut generator = Generator::new(&settings());
+            let mut generator = Generator::new(&settings(&spec));
             generator.generate_tokens(&spec)
         });
         std::panic::set_hook(previous);
@@ -218,9 +221,10 @@ pub fn generate(text: &str) -> Result<String, CodegenError> {
             return Err(CodegenError::Progenitor(format!("it panicked: {message}")));
         }
     };
-    let tokens = rewrite(tokens)?;
+    let tokens = rewrite(tokens, &spec)?;
     let mut file: syn::File =
         syn::parse2(tokens).map_err(|e| CodegenError::Progenitor(e.to_string()))?;
+    types::finish(&mut file, &spec).map_err(CodegenError::Progenitor)?;
     add_call_methods(&mut file)?;
     file.items.push(documented_success(&spec)?);
     Ok(prettyplease::unparse(&file))
@@ -246,9 +250,37 @@ const REWRITES: &[(&str, &str, &str)] = &[
         "extra : Ok (Default :: default ())",
         "typify no longer writes a missing `extra` as an error in its builders",
     ),
+    // typify states a broken rule in the spec's terms (`doesn't match pattern "\S"`); the
+    // messages below say what a user must change, in the words of `InvalidSegment` (the
+    // builders' messages add the field: codegen/types.rs). A `minLength: 1` with the `\S`
+    // pattern is the one rule "not blank".
+    (
+        r#"Err ("shorter than 1 characters" . into ())"#,
+        r#"Err ("must not be blank" . into ())"#,
+        "typify no longer checks a `minLength: 1` with the message `shorter than 1 characters`",
+    ),
+    (
+        r#"Err ("doesn't match pattern \"\\S\"" . into ())"#,
+        r#"Err ("must not be blank" . into ())"#,
+        "typify no longer checks the name's `\\S` pattern with `doesn't match pattern`",
+    ),
+    (
+        r#"Err ("doesn't match pattern \"^[0-9A-Fa-f]{6}$\"" . into ())"#,
+        r#"Err (format ! ("{value:?} is not 6 hex digits with no `#`, e.g. \"339FD9\"") . into ())"#,
+        "typify no longer checks the color's pattern with `doesn't match pattern` in a `from_str(value)`",
+    ),
+    (
+        // The `FromStr` of a closed enumeration, whose argument is `value`.
+        r#"_ => Err ("invalid value" . into ())"#,
+        r#"_ => Err (format ! ("{value:?} is not one of the known values") . into ())"#,
+        "typify no longer refuses an unknown enumeration value with `invalid value`",
+    ),
 ];
 
-fn rewrite(tokens: proc_macro2::TokenStream) -> Result<proc_macro2::TokenStream, CodegenError> {
+fn rewrite(
+    tokens: proc_macro2::TokenStream,
+    spec: &OpenAPI,
+) -> Result<proc_macro2::TokenStream, CodegenError> {
     let mut text = tokens.to_string();
     for (from, to, changed) in REWRITES {
         if !text.contains(from) {
@@ -258,6 +290,7 @@ fn rewrite(tokens: proc_macro2::TokenStream) -> Result<proc_macro2::TokenStream,
         }
         text = text.replace(from, to);
     }
+    let text = types::plain_messages(&text, spec).map_err(CodegenError::Progenitor)?;
     text.parse()
         .map_err(|e: proc_macro2::LexError| CodegenError::Progenitor(e.to_string()))
 }

@@ -443,7 +443,7 @@ fn fields(o: &TypeDef, n: &TypeDef, old: &[Field], new: &[Field], out: &mut Chan
             out.push(
                 Kind::Breaking,
                 format!("field `{t}.{name}` made required"),
-                "builders that leave it out now fail with `no value supplied`",
+                "builders that leave it out now fail with `<field>: is required`",
                 at(nf),
             );
         } else if of.required && !nf.required {
@@ -481,7 +481,7 @@ fn fields(o: &TypeDef, n: &TypeDef, old: &[Field], new: &[Field], out: &mut Chan
             out.push(
                 Kind::Breaking,
                 format!("{what}, required"),
-                "builders written before it fail with `no value supplied`",
+                "builders written before it fail with `<field>: is required`",
                 at(nf),
             );
         } else {

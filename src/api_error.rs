@@ -457,14 +457,7 @@ fn kind(error: &progenitor_client::Error<types::Error>, facts: &Facts) -> ErrorK
 /// The field a local refusal names: `name` of `name: must not be blank`, `id` of progenitor's
 /// `conversion to … for id failed`, `name` of `… for body failed: name: …`.
 fn field_of(message: &str) -> Option<String> {
-    let leading = |text: &str| -> Option<String> {
-        let (field, _) = text.split_once(": ")?;
-        let plain = !field.is_empty()
-            && field
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'));
-        plain.then(|| field.to_string())
-    };
+    let leading = |text: &str| crate::InvalidSegment::from_message(text).map(|i| i.field);
     if let Some(rest) = message.strip_prefix("conversion to ") {
         let (_, after) = rest.split_once(" for ")?;
         let (setter, detail) = after.split_once(" failed").unwrap_or((after, ""));

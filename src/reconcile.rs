@@ -113,18 +113,11 @@ impl Comm100 {
         B: TryInto<types::CustomerSegmentInput>,
         B::Error: std::fmt::Display,
     {
-        let input: types::CustomerSegmentInput = segment.try_into().map_err(|e| {
-            ApiError::invalid_input(
-                format!("customer segment: {e}"),
-                Some("create_customer_segment"),
-            )
-        })?;
-        let sent = serde_json::to_value(&input).map_err(|e| {
-            ApiError::invalid_input(
-                format!("customer segment: {e}"),
-                Some("create_customer_segment"),
-            )
-        })?;
+        let refused = |e: &dyn std::fmt::Display| {
+            ApiError::invalid_input(e.to_string(), Some("create_customer_segment"))
+        };
+        let input: types::CustomerSegmentInput = segment.try_into().map_err(|e| refused(&e))?;
+        let sent = serde_json::to_value(&input).map_err(|e| refused(&e))?;
         let error = match self
             .client()
             .create_customer_segment()

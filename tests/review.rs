@@ -375,3 +375,48 @@ async fn a_message_echoing_the_password_is_redacted() {
     }
     assert!(err.message().contains("[REDACTED]"), "{}", err.message());
 }
+
+/// Issue 17: a refusal before sending names its field, whichever path it came by.
+#[tokio::test]
+async fn local_refusals_name_the_field_in_api_error() {
+    use comm100::generated::types;
+    use comm100::ErrorKind;
+    let (_sb, ctl, c100) = logged_in().await;
+    let before = ctl.requests().len();
+    let field = |e: &comm100::ApiError| match e.kind() {
+        ErrorKind::InvalidInput { field } => field.clone(),
+        other => panic!("{other:?}: {e}"),
+    };
+    let blank = c100
+        .client()
+        .create_customer_segment()
+        .body(segment(" "))
+        .call()
+        .await
+        .unwrap_err();
+    assert_eq!(field(&blank).as_deref(), Some("name"), "{blank}");
+    let bad_id = c100
+        .client()
+        .get_customer_segment()
+        .id("abc")
+        .call()
+        .await
+        .unwrap_err();
+    assert_eq!(field(&bad_id).as_deref(), Some("id"), "{bad_id}");
+    assert!(bad_id.message().contains("abc"), "{bad_id}");
+    let mut read = types::CustomerSegment {
+        id: comm100::uuid::Uuid::new_v4(),
+        ..serde_json::from_value(serde_json::json!({"id": comm100::uuid::Uuid::new_v4()})).unwrap()
+    };
+    read.name = Some("".into());
+    let from_read = c100
+        .client()
+        .update_customer_segment()
+        .id(read.id)
+        .body(read)
+        .call()
+        .await
+        .unwrap_err();
+    assert_eq!(field(&from_read).as_deref(), Some("name"), "{from_read}");
+    assert_eq!(ctl.requests().len(), before, "nothing was sent");
+}
