@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::server::error_response;
+use crate::http::error_response;
 use crate::state::{DailyLimit, Inner, PendingFault};
-use crate::{Fault, Route, TokenHost};
+use crate::{Fault, RequestRecord, Route, TokenHost};
 
 pub(crate) fn router() -> Router<Arc<Inner>> {
     Router::new()
@@ -197,8 +197,9 @@ async fn agents(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body>
 }
 
 async fn requests(State(inner): State<Arc<Inner>>) -> Response<Body> {
-    let log = inner.log().clone();
-    axum::Json(log).into_response()
+    let log = inner.log();
+    let records: Vec<&RequestRecord> = log.records().collect();
+    axum::Json(records).into_response()
 }
 
 async fn clear_requests(State(inner): State<Arc<Inner>>) -> Response<Body> {

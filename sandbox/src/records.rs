@@ -5,6 +5,64 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::segments::parse_uuid;
+use crate::{Fault, Route};
+
+/// One request as the sandbox saw it.
+#[non_exhaustive]
+#[derive(Clone, Debug, Serialize)]
+pub struct RequestRecord {
+    /// The method, e.g. `POST`.
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The status answered; `None` when the connection was dropped without a response, or
+    /// while a request is held unanswered ([`Fault::Hang`], a slow or silent token host).
+    pub status: Option<u16>,
+    /// The operation the request was routed to, if it matched one.
+    pub route: Option<Route>,
+    /// The `jti` of the bearer token, if one was sent and its payload could be read (whether or
+    /// not the token was valid).
+    pub token_jti: Option<String>,
+    /// Whether the request carried `Authorization: Bearer ...`.
+    pub had_token: bool,
+    /// The request headers, names in lower case; the value of `authorization` is replaced by
+    /// `<redacted>`.
+    pub headers: Vec<(String, String)>,
+    /// The request body as JSON; `None` when there was no body or it was not JSON. On the token
+    /// route the `Password` is replaced by `<redacted>`.
+    pub body: Option<serde_json::Value>,
+    /// The fault applied to the request, if any.
+    pub fault: Option<Fault>,
+    /// The connection the request came on: connections are numbered 1, 2, ... in the order the
+    /// sandbox accepted them, so the records that share a number shared a connection.
+    pub connection: u64,
+    /// The HTTP version of the request, `"HTTP/1.1"` or `"HTTP/2.0"` (also `"HTTP/1.0"`).
+    pub version: String,
+    /// Whether the response went out gzip-encoded (`Content-Encoding: gzip`); see
+    /// [`crate::Controls::set_gzip`].
+    pub gzip: bool,
+}
+
+impl RequestRecord {
+    /// About how many bytes the record holds, for the log's cap.
+    pub(crate) fn heap_size(&self) -> usize {
+        let strings = [&self.method, &self.path, &self.version]
+            .into_iter()
+            .chain(self.token_jti.as_ref())
+            .map(String::len)
+            .sum::<usize>();
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 2 * size_of::<String>())
+            .sum::<usize>();
+        let body = self
+            .body
+            .as_ref()
+            .map_or(0, |b| serde_json::to_string(b).map_or(0, |s| s.len()));
+        size_of::<Self>() + strings + headers + body
+    }
+}
 
 /// A stored segment: its known fields, typed, and the whole record as the API serves it.
 ///
