@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::ratelimit::Buckets;
 use crate::state::{DailyLimit, Inner, PendingFault};
-use crate::{AgentRecord, Fault, RequestRecord, Route, SegmentRecord, Stats, TokenHost};
+use crate::{AgentRecord, Fault, RateLimit, RequestRecord, Route, SegmentRecord, Stats, TokenHost};
 #[cfg(doc)]
 use crate::{DAILY_LIMIT_MESSAGE, REFUSED_TOKEN_MESSAGE, Sandbox};
 
@@ -60,6 +61,16 @@ impl Controls {
     /// [`DAILY_LIMIT_MESSAGE`].
     pub fn set_daily_limit(&self, limit: Option<u64>) {
         self.inner.state().daily = limit.map(|limit| DailyLimit { limit, used: 0 });
+    }
+
+    /// Turns the rate-limit mode on with `Some(limit)`, with full buckets, or off with `None`
+    /// (the default). When on, each client address has a token bucket ([`RateLimit`]): every
+    /// API request, the token route included, takes a token, and one that finds none is
+    /// answered `429` with `Retry-After` (the seconds until the next token, rounded up), before
+    /// any queued fault (which it leaves queued) and without being processed. The buckets fill
+    /// on the sandbox's clock, so [`Controls::set_clock_offset`] moves them on too.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        self.inner.state().rate_limit = limit.map(Buckets::new);
     }
 
     /// Turns the forward-compatibility mode on or off. When on, segment responses carry

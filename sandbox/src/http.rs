@@ -24,8 +24,6 @@ pub(crate) const TOKEN_PATH_API: &str = "/api/v3/adminwebservice/api/jwttoken/ge
 
 pub(crate) const SEGMENTS_PATH: &str = "/api/v3/livechat/customerSegments";
 
-pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
-
 /// The error a service returns to make hyper close the connection without a response.
 #[derive(Debug, thiserror::Error)]
 #[error("connection dropped on purpose by the sandbox")]

@@ -21,15 +21,18 @@ use crate::http::{
     stopped,
 };
 use crate::log::LogSlot;
+use crate::ratelimit::retry_after_secs;
 use crate::state::Inner;
 use crate::stream::{self, OpenStreams};
-use crate::{DAILY_LIMIT_MESSAGE, Fault, OddBody, RequestRecord, Route, TokenHost, jwt};
+use crate::{BODY_KEPT, DAILY_LIMIT_MESSAGE, Fault, OddBody, RequestRecord, Route, TokenHost, jwt};
 
 /// What the requests of one connection share with the connection's task.
 #[derive(Clone)]
 pub(crate) struct Conn {
     /// The connection's number, from 1 in the order of acceptance.
     pub(crate) id: u64,
+    /// The client's address.
+    pub(crate) peer: std::net::IpAddr,
     /// The stop signal.
     pub(crate) stop: watch::Receiver<bool>,
     /// The streamed fault bodies open on the connection.
@@ -97,6 +100,25 @@ fn odd_response(status: u16, body: OddBody) -> Response<Body> {
     response
 }
 
+/// What the log keeps of a request body: its first [`BODY_KEPT`] bytes, copied so that the
+/// whole body is freed with the request; on a token path, the JSON with its password redacted,
+/// or nothing.
+fn kept_body(bytes: &Bytes, token_path: bool) -> Vec<u8> {
+    if !token_path {
+        return bytes[..bytes.len().min(BODY_KEPT)].to_vec();
+    }
+    if bytes.len() > BODY_KEPT {
+        return Vec::new();
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(mut json) => {
+            redact_password(&mut json);
+            serde_json::to_vec(&json).unwrap_or_default()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
 /// One request, through the fault layer, the token host mode, the router, and into the log.
 pub(crate) async fn handle_request(
     inner: &Inner,
@@ -107,22 +129,13 @@ pub(crate) async fn handle_request(
 ) -> Result<Response<Body>, DropConnection> {
     let Conn {
         id: connection,
+        peer,
         mut stop,
         streams,
     } = conn;
     let path = parts.uri.path().to_owned();
     let route = classify(&parts.method, &path);
     let token = bearer(&parts.headers);
-    let mut body_json: Option<Value> = if bytes.is_empty() {
-        None
-    } else {
-        serde_json::from_slice(&bytes).ok()
-    };
-    if (route == Some(Route::Token) || is_token_path(&path))
-        && let Some(b) = body_json.as_mut()
-    {
-        redact_password(b);
-    }
     let mut record = RequestRecord {
         method: parts.method.to_string(),
         path: path.clone(),
@@ -131,7 +144,9 @@ pub(crate) async fn handle_request(
         token_jti: token.flatten().and_then(jwt::peek_jti),
         had_token: matches!(token, Some(Some(_))),
         headers: redacted_headers(&parts.headers),
-        body: body_json,
+        body: kept_body(&bytes, is_token_path(&path)),
+        body_len: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+        body_cut: bytes.len() > BODY_KEPT,
         fault: None,
         connection,
         version: format!("{:?}", parts.version),
@@ -139,9 +154,16 @@ pub(crate) async fn handle_request(
     };
     let gzip = inner.state().gzip && accepts_gzip(&parts.headers);
 
-    let (latency, fault) = {
+    // The rate limit comes first, as a gateway in front of the API would: a request it refuses
+    // takes no fault.
+    let (latency, limited, fault) = {
         let mut state = inner.state();
-        (state.latency, state.take_fault(route))
+        let limited = state
+            .rate_limit
+            .as_mut()
+            .and_then(|buckets| buckets.take(peer, inner.now_millis()).err());
+        let fault = limited.is_none().then(|| state.take_fault(route)).flatten();
+        (state.latency, limited, fault)
     };
     if fault.is_some() {
         inner.faults_injected.fetch_add(1, Ordering::SeqCst);
@@ -204,6 +226,9 @@ pub(crate) async fn handle_request(
         )
         | None => None,
     };
+
+    // A request the rate limit refused met no fault.
+    let early = limited.map(rate_limited).or(early);
 
     // The token host mode, where no fault has answered already. A slow or silent host logs the
     // request now, on arrival; `arrival` then names its record, whose status is set at the end.
@@ -296,6 +321,18 @@ pub(crate) async fn handle_request(
     tracing::info!(method = %record.method, path = %record.path, status = response.status().as_u16(), gzip = record.gzip, "request");
     log_final(inner, arrival, record);
     Ok(response)
+}
+
+/// The answer of the rate-limit mode to a request that found its bucket empty, the next token
+/// `wait` away.
+fn rate_limited(wait: std::time::Duration) -> Response<Body> {
+    let secs = retry_after_secs(wait);
+    let mut response = error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("Too many requests from this address; retry after {secs} seconds."),
+    );
+    set_retry_after(&mut response, &secs.to_string());
+    response
 }
 
 /// Logs a request that is over: sets the status of its record if it was logged on arrival,

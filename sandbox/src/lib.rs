@@ -11,11 +11,13 @@ mod inject;
 mod jwt;
 #[cfg(test)]
 mod layout;
+mod limits;
 mod log;
 mod modes;
 #[cfg(test)]
 mod modes_table;
 mod oddities;
+mod ratelimit;
 mod records;
 mod segments;
 mod server;
@@ -32,8 +34,9 @@ use tokio::task::JoinHandle;
 
 pub use crate::config::{SandboxBuilder, SandboxConfig, Seed};
 pub use crate::controls::Controls;
+pub use crate::limits::{AdminToken, Limits};
 use crate::log::{Log, LogLimits};
-pub use crate::modes::{Fault, OddBody, Route, TokenHost};
+pub use crate::modes::{Fault, OddBody, RateLimit, Route, TokenHost};
 pub use crate::records::{
     AgentRecord, AlertToRecord, ConditionRecord, RequestRecord, SegmentRecord, Stats,
 };
@@ -48,6 +51,10 @@ pub const DEFAULT_SITE_ID: i64 = 10000;
 /// The message of the `403` the daily-limit mode returns.
 pub const DAILY_LIMIT_MESSAGE: &str =
     "the number of your API requests has exceeded the limit of the day";
+/// How many bytes of a request body a [`RequestRecord`] keeps: 16 KiB.
+pub const BODY_KEPT: usize = 16 * 1024;
+/// The largest request body the sandbox reads: 4 MiB. A longer one is answered `413`.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
 /// The message of the `401` an API request with a valid token gets while
 /// [`Controls::set_refuse_valid_tokens`] is on.
 pub const REFUSED_TOKEN_MESSAGE: &str = "The agent is not allowed to use the API.";
@@ -94,6 +101,7 @@ impl Sandbox {
             gzip: false,
             token_host: TokenHost::Normal,
             refuse_valid_tokens: false,
+            rate_limit: None,
         };
         state.add_agent(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID);
         config.seed.apply(&mut state);
@@ -106,9 +114,15 @@ impl Sandbox {
             initial_clock_offset: config.clock_offset_secs,
             state: std::sync::Mutex::new(state),
             log: std::sync::Mutex::new(Log::new(LogLimits {
-                records: usize::MAX,
-                bytes: usize::MAX,
+                records: config.limits.log_records,
+                bytes: config.limits.log_bytes,
             })),
+            limits: config.limits,
+            admin_token: config.admin_token,
+            own_hosts: [
+                format!("127.0.0.1:{}", addr.port()),
+                format!("localhost:{}", addr.port()),
+            ],
             log_written: watch::Sender::new(0),
             clock_offset: AtomicI64::new(config.clock_offset_secs),
             faults_injected: AtomicUsize::new(0),

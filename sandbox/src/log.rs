@@ -119,6 +119,11 @@ impl Log {
         self.entries.iter().filter(|e| e.token).count()
     }
 
+    /// How many records were dropped to keep within the caps since the log was last emptied.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
     /// How many records were written since the log was last emptied, dropped ones included.
     pub(crate) fn written(&self) -> usize {
         self.written

@@ -39,6 +39,7 @@ const OTHER_MODES: &[[&str; 2]] = &[
     ["revoke_tokens(", "/__sandbox/revoke"],
     ["set_token_lifetime(", "/__sandbox/token-lifetime"],
     ["set_daily_limit(", "/__sandbox/daily-limit"],
+    ["set_rate_limit(", "/__sandbox/rate-limit"],
     ["set_forward_compat(", "/__sandbox/forward-compat"],
     ["set_gzip(", "/__sandbox/gzip"],
     ["set_clock_offset(", "/__sandbox/clock-offset"],

@@ -9,8 +9,10 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::limits::{AdminToken, Limits};
 use crate::log::{Log, LogSlot};
 use crate::oddities;
+use crate::ratelimit::Buckets;
 use crate::segments::{self, Segment};
 use crate::{AgentRecord, Fault, RequestRecord, Route, Stats, TokenHost, jwt};
 
@@ -58,6 +60,8 @@ pub(crate) struct State {
     pub token_host: TokenHost,
     /// Whether API requests with an otherwise valid token get `401`.
     pub refuse_valid_tokens: bool,
+    /// The rate-limit mode's buckets, when it is on.
+    pub rate_limit: Option<Buckets>,
 }
 
 impl State {
@@ -196,6 +200,12 @@ pub(crate) struct Inner {
     /// How many records were written to the log since it was last emptied, for
     /// [`crate::Controls::wait_for_requests`].
     pub log_written: watch::Sender<usize>,
+    /// What the sandbox holds and how long it waits.
+    pub limits: Limits,
+    /// The token the admin routes require, if any.
+    pub admin_token: Option<AdminToken>,
+    /// The `Host` values that name the sandbox: `127.0.0.1:PORT` and `localhost:PORT`.
+    pub own_hosts: [String; 2],
     /// Seconds added to the real clock to give the sandbox's "now".
     pub clock_offset: AtomicI64,
     pub faults_injected: AtomicUsize,
@@ -249,10 +259,12 @@ impl Inner {
 
     /// The counters.
     pub(crate) fn stats(&self) -> Stats {
+        let log = self.log();
         Stats {
             faults_injected: self.faults_injected.load(Ordering::SeqCst),
-            token_requests: self.token_requests(),
-            requests: self.log().len(),
+            token_requests: log.token_requests(),
+            requests: log.len(),
+            dropped_requests: log.dropped(),
         }
     }
 
@@ -264,6 +276,15 @@ impl Inner {
     /// The sandbox's "now" in Unix seconds: the real clock plus the clock offset.
     pub(crate) fn now_secs(&self) -> i64 {
         jwt::now_secs().saturating_add(self.clock_offset.load(Ordering::SeqCst))
+    }
+
+    /// The sandbox's "now" in Unix milliseconds, for the rate limit's buckets.
+    pub(crate) fn now_millis(&self) -> i64 {
+        let offset = self
+            .clock_offset
+            .load(Ordering::SeqCst)
+            .saturating_mul(1000);
+        jwt::now_millis().saturating_add(offset)
     }
 
     /// The sandbox's "now" as an HTTP date (RFC 7231 IMF-fixdate), clamped to the dates an
