@@ -191,8 +191,8 @@ impl Controls {
     ///   seed), with the same ids;
     /// * every token issued so far is forgotten, so it gets `401` as a revoked one would;
     /// * the queued faults are dropped, and every mode is back to its start: no latency, no
-    ///   daily limit, forward compatibility, gzip and the refusal of valid tokens off, a normal
-    ///   token host, the token lifetime and clock offset of the configuration;
+    ///   daily limit, no rate limit, forward compatibility, gzip and the refusal of valid tokens
+    ///   off, a normal token host, the token lifetime and clock offset of the configuration;
     /// * the request log is emptied and the counters ([`Controls::stats`]) are zero.
     ///
     /// The address, the signing secret and the connection numbers stay; a request in flight
