@@ -143,7 +143,7 @@ async fn get_modify_put_loses_nothing() {
         .find(|r| r.route == Some(Route::Update))
         .unwrap();
     assert!(
-        put.body.as_ref().unwrap().get("id").is_none(),
+        put.json().unwrap().get("id").is_none(),
         "the id travels in the path"
     );
 }
@@ -184,7 +184,7 @@ async fn unknown_enum_values_go_back_as_they_came() {
         .into_iter()
         .find(|r| r.route == Some(Route::Update))
         .expect("the request was sent");
-    let body = put.body.unwrap();
+    let body = put.json().unwrap();
     assert_eq!(body["name"], "new values (renamed)");
     assert_eq!(body["conditionMetType"], "weighted");
     assert_eq!(body["conditions"][0]["operator"], "startsWith");

@@ -97,7 +97,7 @@ async fn every_operation_on_the_wire() {
         for h in headers {
             writeln!(wire, "{h}").unwrap();
         }
-        if let Some(body) = &r.body {
+        if let Some(body) = &r.json() {
             writeln!(
                 wire,
                 "  body: {}",

@@ -8,16 +8,55 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{Response, StatusCode};
+use axum::http::{HeaderValue, Method, Response, StatusCode, header, request};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::server::error_response;
+use crate::http::{bearer, error_response};
+use crate::ratelimit::Buckets;
 use crate::state::{DailyLimit, Inner, PendingFault};
-use crate::{Fault, Route, TokenHost};
+use crate::{Fault, RateLimit, RequestRecord, Route, TokenHost};
+
+/// Why an admin request is refused, if it is: one from a web page (it carries `Origin`,
+/// `403`), one without the admin token when the sandbox has one (`401`), or a `POST` whose body
+/// is not declared JSON (`415`: a page can send a form or plain text without asking first, but
+/// not JSON, so that browsers' CORS rules, which the sandbox never relaxes, stop it).
+pub(crate) fn refusal(inner: &Inner, parts: &request::Parts) -> Option<Response<Body>> {
+    let headers = &parts.headers;
+    if headers.contains_key(header::ORIGIN) {
+        return Some(error_response(
+            StatusCode::FORBIDDEN,
+            "The admin routes refuse requests with an Origin header: they come from web pages.",
+        ));
+    }
+    if let Some(token) = &inner.admin_token
+        && !bearer(headers).flatten().is_some_and(|t| token.matches(t))
+    {
+        let mut response = error_response(
+            StatusCode::UNAUTHORIZED,
+            "The admin routes require the sandbox's admin token: 'Authorization: Bearer <token>'.",
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Some(response);
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    (parts.method == Method::POST && !json).then(|| {
+        error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "An admin POST must be sent as 'Content-Type: application/json', which a web page \
+             cannot send without the browser asking first.",
+        )
+    })
+}
 
 pub(crate) fn router() -> Router<Arc<Inner>> {
     Router::new()
@@ -26,6 +65,7 @@ pub(crate) fn router() -> Router<Arc<Inner>> {
         .route("/__sandbox/revoke", post(revoke))
         .route("/__sandbox/token-lifetime", post(token_lifetime))
         .route("/__sandbox/daily-limit", post(daily_limit))
+        .route("/__sandbox/rate-limit", post(rate_limit))
         .route("/__sandbox/forward-compat", post(forward_compat))
         .route("/__sandbox/gzip", post(gzip))
         .route("/__sandbox/agents", get(agents_list).post(agents))
@@ -169,6 +209,14 @@ async fn daily_limit(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<
     })
 }
 
+/// `POST /__sandbox/rate-limit`: [`crate::Controls::set_rate_limit`], with a [`RateLimit`] or
+/// `null`.
+async fn rate_limit(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body> {
+    apply(&bytes, |limit: Option<RateLimit>| {
+        inner.state().rate_limit = limit.map(Buckets::new);
+    })
+}
+
 /// `{"on": true}`, for the modes that are on or off.
 #[derive(Deserialize)]
 struct OnBody {
@@ -197,8 +245,9 @@ async fn agents(State(inner): State<Arc<Inner>>, bytes: Bytes) -> Response<Body>
 }
 
 async fn requests(State(inner): State<Arc<Inner>>) -> Response<Body> {
-    let log = inner.log().clone();
-    axum::Json(log).into_response()
+    let log = inner.log();
+    let records: Vec<&RequestRecord> = log.records().collect();
+    axum::Json(records).into_response()
 }
 
 async fn clear_requests(State(inner): State<Arc<Inner>>) -> Response<Body> {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::Sandbox;
+use crate::limits::{AdminToken, Limits};
 use crate::state::State;
 
 /// How a sandbox starts: its port, its tokens' lifetime, its clock, and the data it starts
@@ -25,6 +26,11 @@ pub struct SandboxConfig {
     pub clock_offset_secs: i64,
     /// The agents, sites and segments in place at the start, besides the default agent.
     pub seed: Seed,
+    /// What the sandbox holds and how long it waits; see [`Limits`].
+    pub limits: Limits,
+    /// The token the admin routes require as a bearer token, if any; see
+    /// [`SandboxBuilder::admin_token`].
+    pub admin_token: Option<AdminToken>,
 }
 
 impl Default for SandboxConfig {
@@ -34,6 +40,8 @@ impl Default for SandboxConfig {
             token_lifetime: Duration::from_secs(2 * 60 * 60),
             clock_offset_secs: 0,
             seed: Seed::default(),
+            limits: Limits::default(),
+            admin_token: None,
         }
     }
 }
@@ -105,6 +113,21 @@ impl SandboxBuilder {
             password: password.into(),
             site_id,
         });
+        self
+    }
+
+    /// What the sandbox holds and how long it waits; see [`Limits`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// Requires this token, as `Authorization: Bearer <token>`, on every admin route
+    /// (`/__sandbox/...`), which answer `401` without it. The API routes are not affected. By
+    /// default the admin routes take no token: they are reached only from the sandbox's own
+    /// address (see the crate docs), and a token keeps out other programs on the machine.
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.config.admin_token = Some(AdminToken::new(token));
         self
     }
 

@@ -68,6 +68,14 @@ pub(crate) fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// A lifetime in whole seconds, rounded up, so that only a zero lifetime gives `exp == nbf`;
 /// saturating, since a test may well ask for `Duration::MAX`.
 fn lifetime_secs(lifetime: Duration) -> i64 {

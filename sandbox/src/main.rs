@@ -6,16 +6,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use comm100_sandbox::{Sandbox, Seed};
+use comm100_sandbox::{Limits, Sandbox, Seed};
 
 /// The admin routes, for `--help`; the README's tables say what each does.
 const ADMIN_ROUTES: &str = "\
-Admin routes (JSON bodies; never faulted, limited or logged; see the crate's README):
+Admin routes (JSON bodies sent as Content-Type: application/json, never with an Origin header,
+with the admin token as a bearer when one is set; never faulted, limited or logged; see the
+crate's README):
   POST   /__sandbox/faults              {\"n\":1,\"fault\":{\"status\":503},\"route\":\"create\"}
   POST   /__sandbox/latency             {\"ms\":250} or {\"ms\":null}
   POST   /__sandbox/revoke
   POST   /__sandbox/token-lifetime      {\"secs\":7200}
   POST   /__sandbox/daily-limit         {\"limit\":10} or {\"limit\":null}
+  POST   /__sandbox/rate-limit          {\"size\":300,\"every_ms\":1000} or null
   POST   /__sandbox/forward-compat      {\"on\":true}
   POST   /__sandbox/gzip                {\"on\":true}
   POST   /__sandbox/clock-offset        {\"secs\":-10800}
@@ -62,6 +65,26 @@ struct Args {
     /// A JSON file of agents, sites and segments to start with (the format is below).
     #[arg(long, value_name = "FILE")]
     seed: Option<PathBuf>,
+    /// The most records the request log holds; the oldest are dropped first.
+    #[arg(long, default_value_t = Limits::default().log_records)]
+    log_max_records: usize,
+    /// The most bytes the request log holds; the oldest records are dropped first.
+    #[arg(long, default_value_t = Limits::default().log_bytes)]
+    log_max_bytes: usize,
+    /// The most connections served at once; more wait to be accepted.
+    #[arg(long, default_value_t = Limits::default().connections)]
+    max_connections: usize,
+    /// Seconds an HTTP/1 client has to send a request's head before the connection is closed.
+    #[arg(long, default_value_t = Limits::default().header_timeout.as_secs())]
+    header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body before it is answered 408.
+    #[arg(long, default_value_t = Limits::default().body_timeout.as_secs())]
+    body_timeout_secs: u64,
+    /// A token every admin route then requires as `Authorization: Bearer <token>`. Also read
+    /// from the environment, which other users of the machine cannot list as they can a
+    /// command line.
+    #[arg(long, env = "COMM100_SANDBOX_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 }
 
 /// The seed in a file, or a message that names the file.
@@ -90,7 +113,17 @@ async fn main() -> std::io::Result<()> {
             std::process::exit(2);
         }
     };
-    let sandbox = Sandbox::builder()
+    let limits = Limits::default()
+        .log_records(args.log_max_records)
+        .log_bytes(args.log_max_bytes)
+        .connections(args.max_connections)
+        .header_timeout(Duration::from_secs(args.header_timeout_secs))
+        .body_timeout(Duration::from_secs(args.body_timeout_secs));
+    let mut builder = Sandbox::builder().limits(limits);
+    if let Some(token) = args.admin_token {
+        builder = builder.admin_token(token);
+    }
+    let sandbox = builder
         .port(args.port)
         .token_lifetime(Duration::from_secs(args.token_lifetime_secs))
         .clock_offset_secs(args.clock_offset_secs)

@@ -278,6 +278,40 @@ impl TokenHost {
     }
 }
 
+/// The rate-limit mode: a token bucket per client address, as real API gateways keep (Comm100's
+/// later platform documents 300 calls per 5 minutes per IP); see [`Controls::set_rate_limit`].
+///
+/// Each address starts with `size` tokens; each API request (the token route included) takes
+/// one, and one comes back every `every`, up to `size`. A request that finds none is answered
+/// `429` with `Retry-After`: the seconds until the next token, rounded up.
+///
+/// In JSON: `{"size": 300, "every_ms": 1000}`.
+///
+/// ```
+/// use std::time::Duration;
+/// use comm100_sandbox::RateLimit;
+///
+/// // 300 calls per 5 minutes: a burst of 300, then one a second.
+/// let limit = RateLimit::new(300, Duration::from_secs(1));
+/// assert_eq!(serde_json::to_value(limit).unwrap(), serde_json::json!({"size": 300, "every_ms": 1000}));
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// How many tokens a bucket holds: the longest burst.
+    pub size: u32,
+    /// How long one token takes to come back; zero refills at once, so nothing is limited.
+    #[serde(rename = "every_ms", with = "duration_ms")]
+    pub every: Duration,
+}
+
+impl RateLimit {
+    /// A bucket of `size` tokens per address, one coming back every `every`.
+    pub fn new(size: u32, every: Duration) -> Self {
+        Self { size, every }
+    }
+}
+
 /// Error bodies in the odd shapes real servers send.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

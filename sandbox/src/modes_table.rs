@@ -39,6 +39,7 @@ const OTHER_MODES: &[[&str; 2]] = &[
     ["revoke_tokens(", "/__sandbox/revoke"],
     ["set_token_lifetime(", "/__sandbox/token-lifetime"],
     ["set_daily_limit(", "/__sandbox/daily-limit"],
+    ["set_rate_limit(", "/__sandbox/rate-limit"],
     ["set_forward_compat(", "/__sandbox/forward-compat"],
     ["set_gzip(", "/__sandbox/gzip"],
     ["set_clock_offset(", "/__sandbox/clock-offset"],
@@ -47,20 +48,9 @@ const OTHER_MODES: &[[&str; 2]] = &[
     ["seed_odd_segments(", "/__sandbox/odd-segments/{site}"],
 ];
 
-/// The rows of the table under "## Faults and modes", header and rule left out.
+/// The rows of the table under "## Faults and modes".
 fn rows() -> Vec<&'static str> {
-    let readme = include_str!("../README.md");
-    let section = readme
-        .split("\n## Faults and modes\n")
-        .nth(1)
-        .expect("a section \"Faults and modes\"");
-    let section = section.split("\n## ").next().unwrap_or(section);
-    section
-        .lines()
-        .skip_while(|line| !line.starts_with('|'))
-        .take_while(|line| line.starts_with('|'))
-        .skip(2)
-        .collect()
+    crate::layout::readme_rows("Faults and modes")
 }
 
 fn in_one_row(rows: &[&str], name: &str) {

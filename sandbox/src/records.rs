@@ -4,7 +4,120 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 use uuid::Uuid;
 
+#[cfg(doc)]
+use crate::BODY_KEPT;
 use crate::segments::parse_uuid;
+use crate::{Fault, Route};
+
+/// One request as the sandbox saw it.
+///
+/// In JSON (the admin route `GET /__sandbox/requests`), `body` is the body parsed as JSON, as
+/// [`RequestRecord::json`] gives it, or `null`.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct RequestRecord {
+    /// The method, e.g. `POST`.
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The status answered; `None` when the connection was dropped without a response, or
+    /// while a request is held unanswered ([`Fault::Hang`], a slow or silent token host).
+    pub status: Option<u16>,
+    /// The operation the request was routed to, if it matched one.
+    pub route: Option<Route>,
+    /// The `jti` of the bearer token, if one was sent and its payload could be read (whether or
+    /// not the token was valid).
+    pub token_jti: Option<String>,
+    /// Whether the request carried `Authorization: Bearer ...`.
+    pub had_token: bool,
+    /// The request headers, names in lower case; the value of `authorization` is replaced by
+    /// `<redacted>`.
+    pub headers: Vec<(String, String)>,
+    /// The request body as received, its first [`BODY_KEPT`] bytes: the log never holds a whole
+    /// large body. On a token path, the JSON body with its `Password` replaced by
+    /// `<redacted>`, or nothing when the body is not JSON or longer than [`BODY_KEPT`] (so a
+    /// password is never kept). [`RequestRecord::json`] parses it.
+    pub body: Vec<u8>,
+    /// The length of the whole request body, in bytes.
+    pub body_len: u64,
+    /// Whether `body` is less than the whole body.
+    pub(crate) body_cut: bool,
+    /// The fault applied to the request, if any.
+    pub fault: Option<Fault>,
+    /// The connection the request came on: connections are numbered 1, 2, ... in the order the
+    /// sandbox accepted them, so the records that share a number shared a connection.
+    pub connection: u64,
+    /// The HTTP version of the request, `"HTTP/1.1"` or `"HTTP/2.0"` (also `"HTTP/1.0"`).
+    pub version: String,
+    /// Whether the response went out gzip-encoded (`Content-Encoding: gzip`); see
+    /// [`crate::Controls::set_gzip`].
+    pub gzip: bool,
+}
+
+impl RequestRecord {
+    /// The body parsed as JSON: `None` when there was no body, when it was longer than what the
+    /// record keeps ([`BODY_KEPT`]), or when it is not JSON. Parsed on each call, since a
+    /// parsed body can take many times its size.
+    pub fn json(&self) -> Option<Value> {
+        if self.body.is_empty() || self.body_cut {
+            return None;
+        }
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// About how many bytes the record holds, for the log's cap.
+    pub(crate) fn heap_size(&self) -> usize {
+        let strings = [&self.method, &self.path, &self.version]
+            .into_iter()
+            .chain(self.token_jti.as_ref())
+            .map(String::capacity)
+            .sum::<usize>();
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.capacity() + value.capacity() + 2 * size_of::<String>())
+            .sum::<usize>();
+        size_of::<Self>() + strings + headers + self.body.capacity()
+    }
+}
+
+impl Serialize for RequestRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        /// The record as the admin route shows it, the body parsed.
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            method: &'a str,
+            path: &'a str,
+            status: Option<u16>,
+            route: Option<Route>,
+            token_jti: Option<&'a str>,
+            had_token: bool,
+            headers: &'a [(String, String)],
+            body: Option<Value>,
+            body_len: u64,
+            fault: Option<&'a Fault>,
+            connection: u64,
+            version: &'a str,
+            gzip: bool,
+        }
+        Shown {
+            method: &self.method,
+            path: &self.path,
+            status: self.status,
+            route: self.route,
+            token_jti: self.token_jti.as_deref(),
+            had_token: self.had_token,
+            headers: &self.headers,
+            body: self.json(),
+            body_len: self.body_len,
+            fault: self.fault.as_ref(),
+            connection: self.connection,
+            version: &self.version,
+            gzip: self.gzip,
+        }
+        .serialize(s)
+    }
+}
 
 /// A stored segment: its known fields, typed, and the whole record as the API serves it.
 ///
@@ -145,4 +258,8 @@ pub struct Stats {
     pub token_requests: usize,
     /// How many requests the log holds.
     pub requests: usize,
+    /// How many records the log has dropped, oldest first, to keep within its caps
+    /// ([`crate::Limits::log_records`], [`crate::Limits::log_bytes`]) since it was last
+    /// emptied.
+    pub dropped_requests: u64,
 }

@@ -9,6 +9,10 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::limits::{AdminToken, Limits};
+use crate::log::{Log, LogSlot};
+use crate::oddities;
+use crate::ratelimit::Buckets;
 use crate::segments::{self, Segment};
 use crate::{AgentRecord, Fault, RequestRecord, Route, Stats, TokenHost, jwt};
 
@@ -56,6 +60,8 @@ pub(crate) struct State {
     pub token_host: TokenHost,
     /// Whether API requests with an otherwise valid token get `401`.
     pub refuse_valid_tokens: bool,
+    /// The rate-limit mode's buckets, when it is on.
+    pub rate_limit: Option<Buckets>,
 }
 
 impl State {
@@ -168,7 +174,7 @@ impl State {
 
     /// Stores the odd records; see [`crate::Controls::seed_odd_segments`].
     pub(crate) fn seed_odd(&mut self, site_id: i64) -> Vec<Uuid> {
-        segments::odd_records()
+        oddities::odd_records()
             .into_iter()
             .map(|mut record| {
                 record.insert("order".into(), Value::from(self.next_order(site_id)));
@@ -190,11 +196,16 @@ pub(crate) struct Inner {
     pub initial: State,
     /// The clock offset at the start, for [`Inner::reset`].
     pub initial_clock_offset: i64,
-    pub log: Mutex<Vec<RequestRecord>>,
-    /// Bumped, under the log's lock, each time the log is emptied, so that a [`LogSlot`] taken
-    /// before cannot name a record written after.
-    pub log_epoch: AtomicU64,
-    pub log_len: watch::Sender<usize>,
+    pub log: Mutex<Log>,
+    /// How many records were written to the log since it was last emptied, for
+    /// [`crate::Controls::wait_for_requests`].
+    pub log_written: watch::Sender<usize>,
+    /// What the sandbox holds and how long it waits.
+    pub limits: Limits,
+    /// The token the admin routes require, if any.
+    pub admin_token: Option<AdminToken>,
+    /// The `Host` values that name the sandbox: `127.0.0.1:PORT` and `localhost:PORT`.
+    pub own_hosts: [String; 2],
     /// Seconds added to the real clock to give the sandbox's "now".
     pub clock_offset: AtomicI64,
     pub faults_injected: AtomicUsize,
@@ -211,44 +222,30 @@ impl Inner {
     }
 
     /// Locks the request log.
-    pub(crate) fn log(&self) -> MutexGuard<'_, Vec<RequestRecord>> {
+    pub(crate) fn log(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends a record to the log and wakes whoever waits on its length; returns where it is,
-    /// for [`Inner::set_status`].
-    pub(crate) fn record(&self, record: RequestRecord) -> LogSlot {
-        let (slot, len) = {
+    /// Appends a record to the log and wakes whoever waits on it; returns where it is, for
+    /// [`Inner::set_status`]. `token` says whether the request went to a token path.
+    pub(crate) fn record(&self, record: RequestRecord, token: bool) -> LogSlot {
+        let (slot, written) = {
             let mut log = self.log();
-            log.push(record);
-            let slot = LogSlot {
-                epoch: self.log_epoch.load(Ordering::SeqCst),
-                index: log.len() - 1,
-            };
-            (slot, log.len())
+            (log.push(record, token), log.written())
         };
-        self.log_len.send_replace(len);
+        self.log_written.send_replace(written);
         slot
     }
 
-    /// Sets the status of a record written earlier, unless the log has been emptied since.
+    /// Sets the status of a record written earlier, unless it has left the log since.
     pub(crate) fn set_status(&self, slot: LogSlot, status: Option<u16>) {
-        let mut log = self.log();
-        if self.log_epoch.load(Ordering::SeqCst) == slot.epoch
-            && let Some(record) = log.get_mut(slot.index)
-        {
-            record.status = status;
-        }
+        self.log().set_status(slot, status);
     }
 
     /// Empties the request log.
     pub(crate) fn clear_log(&self) {
-        {
-            let mut log = self.log();
-            log.clear();
-            self.log_epoch.fetch_add(1, Ordering::SeqCst);
-        }
-        self.log_len.send_replace(0);
+        self.log().clear();
+        self.log_written.send_replace(0);
     }
 
     /// Puts the state back as it was at the start; see [`crate::Controls::reset`].
@@ -262,24 +259,32 @@ impl Inner {
 
     /// The counters.
     pub(crate) fn stats(&self) -> Stats {
+        let log = self.log();
         Stats {
             faults_injected: self.faults_injected.load(Ordering::SeqCst),
-            token_requests: self.token_requests(),
-            requests: self.log().len(),
+            token_requests: log.token_requests(),
+            requests: log.len(),
+            dropped_requests: log.dropped(),
         }
     }
 
     /// How many requests in the log went to the token endpoint.
     pub(crate) fn token_requests(&self) -> usize {
-        self.log()
-            .iter()
-            .filter(|r| r.route == Some(Route::Token) || crate::server::is_token_path(&r.path))
-            .count()
+        self.log().token_requests()
     }
 
     /// The sandbox's "now" in Unix seconds: the real clock plus the clock offset.
     pub(crate) fn now_secs(&self) -> i64 {
         jwt::now_secs().saturating_add(self.clock_offset.load(Ordering::SeqCst))
+    }
+
+    /// The sandbox's "now" in Unix milliseconds, for the rate limit's buckets.
+    pub(crate) fn now_millis(&self) -> i64 {
+        let offset = self
+            .clock_offset
+            .load(Ordering::SeqCst)
+            .saturating_mul(1000);
+        jwt::now_millis().saturating_add(offset)
     }
 
     /// The sandbox's "now" as an HTTP date (RFC 7231 IMF-fixdate), clamped to the dates an
@@ -289,13 +294,6 @@ impl Inner {
         let secs = u64::try_from(secs).unwrap_or(0);
         httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(secs))
     }
-}
-
-/// Where a record sits in the log.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LogSlot {
-    epoch: u64,
-    index: usize,
 }
 
 /// A fresh random secret for signing tokens.

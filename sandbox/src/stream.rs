@@ -248,7 +248,7 @@ pub(crate) fn endless(
 
 /// The head of an HTML page about `status`, up to its `<body>`'s heading.
 fn page_head(status: StatusCode) -> String {
-    let reason = crate::server::reason(status);
+    let reason = crate::http::reason(status);
     format!(
         "<!DOCTYPE html>\n<html><head><title>{s} {reason}</title></head>\n<body><h1>{s} {reason}</h1>\n",
         s = status.as_u16(),

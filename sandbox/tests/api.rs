@@ -161,8 +161,8 @@ async fn token_wrong_credentials_get_401_and_the_password_is_not_logged() {
     let dump = serde_json::to_string(&log).unwrap();
     assert!(!dump.contains("wrong-password"), "{dump}");
     assert!(!dump.contains(DEFAULT_PASSWORD), "{dump}");
-    assert_eq!(log[0].body.as_ref().unwrap()["Password"], "<redacted>");
-    assert_eq!(log[0].body.as_ref().unwrap()["Username"], DEFAULT_EMAIL);
+    assert_eq!(log[0].json().unwrap()["Password"], "<redacted>");
+    assert_eq!(log[0].json().unwrap()["Username"], DEFAULT_EMAIL);
     assert!(
         log.iter()
             .all(|r| r.route == Some(Route::Token) && r.status == Some(401))
@@ -806,14 +806,14 @@ async fn the_request_log_records_each_request() {
     assert_eq!(c.path, "/api/v3/livechat/customerSegments");
     assert!(c.had_token);
     assert_eq!(c.token_jti.as_deref(), Some(jti.as_str()));
-    assert_eq!(c.body.as_ref().unwrap()["name"], "logged");
+    assert_eq!(c.json().unwrap()["name"], "logged");
     assert!(
         c.headers
             .contains(&("authorization".to_owned(), "<redacted>".to_owned()))
     );
     assert!(!serde_json::to_string(&log).unwrap().contains(&token));
     assert_eq!(
-        (g.route, g.status, g.body.clone()),
+        (g.route, g.status, g.json()),
         (Some(Route::Get), Some(200), None)
     );
     assert_eq!(g.path, format!("/api/v3/livechat/customerSegments/{id}"));

@@ -41,6 +41,12 @@ fn help_lists_every_option_and_the_admin_routes_the_readme_documents() {
         "--token-lifetime-secs",
         "--clock-offset-secs",
         "--seed <FILE>",
+        "--log-max-records",
+        "--log-max-bytes",
+        "--max-connections",
+        "--header-timeout-secs",
+        "--body-timeout-secs",
+        "--admin-token",
         "--help",
         "--version",
     ] {
@@ -48,7 +54,7 @@ fn help_lists_every_option_and_the_admin_routes_the_readme_documents() {
     }
     let readme = admin_paths(include_str!("../README.md"));
     assert_eq!(admin_paths(&help), readme, "--help and the README");
-    assert_eq!(readme.len(), 16, "{readme:?}");
+    assert_eq!(readme.len(), 17, "{readme:?}");
 }
 
 /// The name of a fault or token-host mode in its JSON form: a string, or an object's one key.
@@ -88,14 +94,19 @@ fn every_admin_route_in_help_is_served() {
                 .then(|| (method.to_owned(), path.replace("{site}", "10000")))
         })
         .collect();
-    assert_eq!(routes.len(), 19, "{help}");
+    assert_eq!(routes.len(), 20, "{help}");
     let binary = Binary::spawn(&["--port", "0"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         for (method, path) in routes {
             let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
             let url = format!("{}{path}", binary.portal);
-            let response = client().request(method.clone(), &url).send().await.unwrap();
+            let request = client().request(method.clone(), &url);
+            let response = request
+                .header("content-type", "application/json")
+                .send()
+                .await
+                .unwrap();
             let status = response.status().as_u16();
             // With no body, a route that takes one answers 400: served, not missing.
             assert!(

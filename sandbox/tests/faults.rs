@@ -585,7 +585,10 @@ async fn admin_routes_drive_the_controls() {
     );
 
     // revoke
-    assert_eq!(c.post(admin("revoke")).send().await.unwrap().status(), 204);
+    let revoke = c
+        .post(admin("revoke"))
+        .header("content-type", "application/json");
+    assert_eq!(revoke.send().await.unwrap().status(), 204);
     expect_error(
         c.get(segments_url(&sb))
             .bearer_auth(&token)

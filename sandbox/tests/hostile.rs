@@ -221,7 +221,7 @@ async fn a_slow_token_host_logs_on_arrival_then_answers_normally() {
             (Some(Route::Token), None),
             "logged on arrival, before the answer"
         );
-        assert_eq!(arrived[0].body.as_ref().unwrap()["Password"], "<redacted>");
+        assert_eq!(arrived[0].json().unwrap()["Password"], "<redacted>");
         let response = pending.await.unwrap().unwrap();
         assert!(start.elapsed() >= delay);
         assert_eq!(response.status(), 200);
@@ -319,11 +319,11 @@ async fn a_silent_token_host_holds_logins_and_logs_them_on_arrival() {
     let pending = login_in_flight(api_token_url(&sb), &controls).await;
     let held = controls.requests().pop().unwrap();
     assert_eq!(
-        (held.route, held.status, held.fault),
+        (held.route, held.status, held.fault.clone()),
         (Some(Route::Token), None, None)
     );
     assert_eq!(held.path, "/api/v3/adminwebservice/api/jwttoken/generate");
-    assert_eq!(held.body.as_ref().unwrap()["Password"], "<redacted>");
+    assert_eq!(held.json().unwrap()["Password"], "<redacted>");
     // The API is served while the login hangs, and the login still hangs after.
     assert_eq!(list(&sb, Some(&token)).await.status(), 200);
     assert!(!pending.is_finished());

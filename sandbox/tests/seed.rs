@@ -327,7 +327,7 @@ async fn the_admin_routes_read_the_agents_and_reset() {
     admin_set(&sb, "gzip", json!({"on": true})).await;
     assert_eq!(
         admin_get(&sb, "stats").await,
-        json!({"faults_injected": 0, "token_requests": 1, "requests": 2})
+        json!({"faults_injected": 0, "token_requests": 1, "requests": 2, "dropped_requests": 0})
     );
 
     admin_set(&sb, "reset", Value::Null).await;
