@@ -140,7 +140,7 @@ async fn a_segment_builds_in_one_expression_and_sends_what_it_says(
         .requests()
         .into_iter()
         .find(|r| r.route == Some(Route::Create))
-        .and_then(|r| r.body)
+        .and_then(|r| r.json())
         .expect("the create was logged with its body");
     let expected = CustomerSegmentInput::new("VIP visitors", [pricing()]).unwrap();
     assert_eq!(sent, serde_json::to_value(&expected).unwrap());
