@@ -6,7 +6,81 @@
 //! two runs can be subtracted from.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `Some(message)` when valgrind is not on PATH: the tasks that need it then skip, and succeed.
+pub fn skip_without_valgrind(task: &str) -> Option<String> {
+    let found = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    (!found).then(|| {
+        format!(
+            "{task}: skipped: this task needs valgrind (its callgrind tool) on PATH; \
+             on Debian or Ubuntu: apt-get install valgrind"
+        )
+    })
+}
+
+/// Builds the bench `name` of `comm100` in release with line tables, so that callgrind can name
+/// the source file of inlined code (codegen is unchanged), in a target directory of its own
+/// (`<target>/overhead-ir`), so that it does not rebuild what `cargo bench` built. Returns the
+/// executable and the directory for callgrind's files.
+pub fn build_bench(root: &Path, name: &str) -> Result<(PathBuf, PathBuf), String> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("overhead-ir");
+    let bench = crate::artifact::build(
+        root,
+        &["--release", "-p", "comm100", "--bench", name],
+        &[
+            ("CARGO_TARGET_DIR", target.as_path()),
+            ("CARGO_PROFILE_RELEASE_DEBUG", Path::new("line-tables-only")),
+        ],
+        name,
+    )?;
+    let out_dir = target.join("callgrind");
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    Ok((bench, out_dir))
+}
+
+/// The file callgrind writes for thread `n` (1 is the main thread) when given `base` as its
+/// output file with `--separate-threads=yes`.
+pub fn thread_file(base: &Path, n: usize) -> PathBuf {
+    PathBuf::from(format!("{}-{n:02}", base.display()))
+}
+
+/// Runs `executable` under `valgrind --tool=callgrind --separate-threads=yes` with the
+/// variable `env` set, writing `base-01`, `base-02`… (old files of those names removed first);
+/// returns what it printed.
+pub fn run(executable: &Path, base: &Path, env: (&str, &str)) -> Result<String, String> {
+    for n in 1.. {
+        if std::fs::remove_file(thread_file(base, n)).is_err() {
+            break;
+        }
+    }
+    let output = Command::new("valgrind")
+        .args(["--tool=callgrind", "--separate-threads=yes"])
+        .arg(format!("--callgrind-out-file={}", base.display()))
+        .arg(executable)
+        .env(env.0, env.1)
+        .output()
+        .map_err(|e| format!("cannot run valgrind: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "valgrind {} with {}={} failed: {}\n{}",
+            executable.display(),
+            env.0,
+            env.1,
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
 
 /// The costs of one callgrind output file, in its first event (`Ir` by default).
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -20,6 +94,8 @@ pub struct Profile {
     pub inclusive: HashMap<String, u64>,
     /// Instructions executed in each function that another one calls, by caller, to callee.
     pub calls: HashMap<(String, String), u64>,
+    /// How many times each function called another, by caller, to callee.
+    pub call_counts: HashMap<(String, String), u64>,
     /// Instructions by the source file they were compiled from, inlined code under its own
     /// file: how inlined work is still found.
     pub self_by_file: HashMap<String, u64>,
@@ -116,7 +192,16 @@ pub fn parse(text: &str) -> Result<Profile, String> {
                 files.resolve(value);
             }
             "cfn" => callee = Some(functions.resolve(value)),
-            "calls" => in_call = true,
+            "calls" => {
+                in_call = true;
+                let count: u64 = value
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| format!("calls `{line}`"))?;
+                let key = (function.clone(), callee.clone().unwrap_or_default());
+                *profile.call_counts.entry(key).or_default() += count;
+            }
             // `ob`, `cob`, `jump`, `jcnd` and the like: not needed here.
             _ => {}
         }
@@ -187,10 +272,9 @@ totals: 1000
         // The recursive call is not counted twice.
         assert_eq!(p.self_cost["comm100::hooks::execute"], 300);
         assert_eq!(p.inclusive["comm100::hooks::execute"], 300);
-        assert_eq!(
-            p.calls[&("main".to_string(), "comm100::hooks::execute".to_string())],
-            300
-        );
+        let edge = ("main".to_string(), "comm100::hooks::execute".to_string());
+        assert_eq!(p.calls[&edge], 300);
+        assert_eq!(p.call_counts[&edge], 2);
         assert_eq!(p.self_by_file["src/main.rs"], 6);
         assert_eq!(p.self_by_file["src/body.rs"], 57);
         assert_eq!(p.self_by_file["src/hooks.rs"], 250);

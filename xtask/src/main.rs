@@ -12,11 +12,13 @@ mod conformance;
 mod msrv;
 mod overhead_ir;
 mod review;
+mod storm_ir;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <generate | check | conformance | msrv | overhead-ir>
+const USAGE: &str =
+    "usage: cargo xtask <generate | check | conformance | msrv | overhead-ir | storm-ir>
 
   generate   regenerate from openapi/comm100.yaml and update the reviewed snapshots
   check      exit non-zero, with a diff, when the snapshots are not up to date
@@ -25,7 +27,9 @@ const USAGE: &str = "usage: cargo xtask <generate | check | conformance | msrv |
   overhead-ir [--attribute] [--reuse] [operation...]
              instructions per call of the SDK and of raw reqwest under callgrind (needs
              valgrind); --attribute also prints where the SDK's extra instructions go;
-             --reuse reads the last run's callgrind files instead of running again";
+             --reuse reads the last run's callgrind files instead of running again
+  storm-ir [--calls N]
+             where a token-refresh storm's instructions go, client or sandbox (needs valgrind)";
 
 fn main() -> ExitCode {
     let root = workspace_root();
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         Some("overhead-ir") => {
             overhead_ir::run(&root, &std::env::args().skip(2).collect::<Vec<_>>())
         }
+        Some("storm-ir") => storm_ir::run(&root, &std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

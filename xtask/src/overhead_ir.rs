@@ -23,8 +23,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Instant;
 
 use crate::callgrind::{self, Profile};
@@ -85,34 +84,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<String, String> {
             PLANS.map(|p| p.operation).join(", ")
         ));
     }
-    if !valgrind_available() {
-        return Ok(
-            "overhead-ir: skipped: this task needs valgrind (its callgrind tool) on PATH; \
-                   on Debian or Ubuntu: apt-get install valgrind"
-                .into(),
-        );
+    if let Some(skipped) = callgrind::skip_without_valgrind("overhead-ir") {
+        return Ok(skipped);
     }
     let started = Instant::now();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("overhead-ir");
-    progress(format!(
-        "building benches/overhead.rs in release with line tables, in {}",
-        target.display()
-    ));
-    let bench = crate::artifact::build(
-        root,
-        &["--release", "-p", "comm100", "--bench", "overhead"],
-        &[
-            ("CARGO_TARGET_DIR", target.as_path()),
-            ("CARGO_PROFILE_RELEASE_DEBUG", Path::new("line-tables-only")),
-        ],
-        "overhead",
-    )?;
-    let out_dir = target.join("callgrind");
-    std::fs::create_dir_all(&out_dir)
-        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    progress("building benches/overhead.rs in release with line tables");
+    let (bench, out_dir) = callgrind::build_bench(root, "overhead")?;
 
     let mut lines = Vec::new();
     let mut attribution = String::new();
@@ -153,7 +130,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<String, String> {
     }
     let mut report = String::new();
     if attribute {
-        let path = target.join("attribution.txt");
+        let path = out_dir.join("attribution.txt");
         std::fs::write(&path, &attribution)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         report.push_str(&attribution);
@@ -170,13 +147,6 @@ pub fn run(root: &Path, args: &[String]) -> Result<String, String> {
     Ok(report)
 }
 
-fn valgrind_available() -> bool {
-    Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// Runs one side of one operation `calls` times under callgrind; the profile of thread 1.
 fn profile_run(
     bench: &Path,
@@ -187,31 +157,19 @@ fn profile_run(
     reuse: bool,
 ) -> Result<Profile, String> {
     let base = out_dir.join(format!("{operation}-{side}-{calls}.out"));
-    // With `--separate-threads=yes` callgrind writes `<file>-01` for thread 1, and so on.
-    let thread_1 = PathBuf::from(format!("{}-01", base.display()));
+    let thread_1 = callgrind::thread_file(&base, 1);
     if reuse && thread_1.exists() {
         return callgrind::read(&thread_1);
     }
-    let _ = std::fs::remove_file(&thread_1);
     let started = Instant::now();
-    let output = Command::new("valgrind")
-        .args(["--tool=callgrind", "--separate-threads=yes"])
-        .arg(format!("--callgrind-out-file={}", base.display()))
-        .arg(bench)
-        .env(
+    callgrind::run(
+        bench,
+        &base,
+        (
             "OVERHEAD_PROFILE",
-            format!("{operation}:{side}:calls={calls}"),
-        )
-        .output()
-        .map_err(|e| format!("cannot run valgrind: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "valgrind {} with OVERHEAD_PROFILE={operation}:{side}:calls={calls} failed: {}\n{}",
-            bench.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
+            &format!("{operation}:{side}:calls={calls}"),
+        ),
+    )?;
     let profile = callgrind::read(&thread_1)?;
     progress(format!(
         "{operation} {side} calls={calls}: {} instructions on thread 1 ({:.0}s)",
