@@ -23,7 +23,9 @@
 //!
 //! For a profiler, `OVERHEAD_PROFILE=<operation>:<sdk|raw>:<seconds>` runs one side of one
 //! operation in a loop and prints its wall time and CPU time per call, e.g.
-//! `OVERHEAD_PROFILE=create:sdk:15 valgrind --tool=callgrind --separate-threads=yes <bench binary>`.
+//! `OVERHEAD_PROFILE=create:sdk:15 valgrind --tool=callgrind --separate-threads=yes <bench binary>`;
+//! `OVERHEAD_PROFILE=<operation>:<sdk|raw>:calls=<n>` makes exactly `n` calls instead.
+//! `cargo xtask overhead-ir` runs the latter under callgrind and prints instructions per call.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -182,22 +184,26 @@ enum Side {
     Raw,
 }
 
+/// What each side calls for one list length (the canned server serves each under its own
+/// prefix).
+struct Target {
+    /// The SDK's client for the prefix.
+    sdk: comm100::Comm100,
+    /// The prefix's API base URL, kept as a careful hand-written client keeps its base URL.
+    api: String,
+}
+
 /// Both sides, ready to call.
 struct Bench {
-    base: String,
     http: reqwest::Client,
     token: String,
-    /// An SDK client per list length (the canned server serves each under its own prefix).
-    sdk: HashMap<usize, comm100::Comm100>,
+    /// Looked up once per call by both sides, so that the lookup costs the same on each.
+    targets: HashMap<usize, Target>,
     id: uuid::Uuid,
     new_segment: types::CustomerSegmentInput,
 }
 
 impl Bench {
-    fn api(&self, n: usize) -> String {
-        format!("{}/{n}/api/v3", self.base)
-    }
-
     /// One call; returns the number of segments decoded.
     async fn once(&self, op: Op, side: Side) -> usize {
         match side {
@@ -207,7 +213,7 @@ impl Bench {
     }
 
     async fn sdk_once(&self, op: Op) -> usize {
-        let client = self.sdk[&op.list_len()].client();
+        let client = self.targets[&op.list_len()].sdk.client();
         match op {
             Op::Get => {
                 let s = client
@@ -245,7 +251,7 @@ impl Bench {
 
     /// What a careful hand-written client does: same headers, same token, same types.
     async fn raw_once(&self, op: Op) -> usize {
-        let api = self.api(op.list_len());
+        let api = &self.targets[&op.list_len()].api;
         let request = match op {
             Op::Get => self
                 .http
@@ -376,16 +382,17 @@ fn main() {
             .await
             .unwrap();
         let token = login["token"].as_str().unwrap().to_string();
-        let sdk = [1usize, 100, 10_000]
+        let targets = [1usize, 100, 10_000]
             .into_iter()
             .map(|n| {
-                let c100 = comm100::Comm100::builder()
-                    .urls(base.clone(), format!("{base}/{n}/api/v3"))
+                let api = format!("{base}/{n}/api/v3");
+                let sdk = comm100::Comm100::builder()
+                    .urls(base.clone(), api.clone())
                     .static_token(token.clone())
                     .http_client(http.clone())
                     .build()
                     .unwrap();
-                (n, c100)
+                (n, Target { sdk, api })
             })
             .collect();
         let new_segment = types::CustomerSegmentInput::builder()
@@ -400,16 +407,17 @@ fn main() {
             .try_into()
             .unwrap();
         let bench = Bench {
-            base,
             http,
             token,
-            sdk,
+            targets,
             id: uuid::Uuid::from_u128(0x5e6d_0000_0000_4000_8000_0000_0000_0001),
             new_segment,
         };
 
         // For a profiler: `OVERHEAD_PROFILE=get:sdk:10` calls one side of one operation in a
-        // loop for 10 s and prints nothing else.
+        // loop for 10 s, `OVERHEAD_PROFILE=get:sdk:calls=500` exactly 500 times, and prints
+        // nothing else. A count makes two runs do the same work, whatever the profiler's
+        // slowdown: `cargo xtask overhead-ir` runs the count form under callgrind.
         if let Ok(spec) = std::env::var("OVERHEAD_PROFILE") {
             let parts: Vec<&str> = spec.split(':').collect();
             let op = [Op::Get, Op::List100, Op::List10000, Op::Create]
@@ -421,11 +429,18 @@ fn main() {
             } else {
                 Side::Sdk
             };
-            let secs: u64 = parts.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
+            let length = parts.get(2).copied().unwrap_or("10");
+            let count: Option<u64> = length
+                .strip_prefix("calls=")
+                .map(|n| n.parse().expect("calls=<number>"));
+            let secs: u64 = length.parse().unwrap_or(10);
             let (cpu0, proc0, t0) = (thread_cpu_ns(), process_cpu_ns(), Instant::now());
             let mut calls = 0u64;
-            while t0.elapsed() < Duration::from_secs(secs) {
-                black_box(bench.once(op, side).await);
+            while match count {
+                Some(n) => calls < n,
+                None => t0.elapsed() < Duration::from_secs(secs),
+            } {
+                assert_eq!(bench.once(op, side).await, op.list_len());
                 calls += 1;
             }
             let per_call = |ns: u64| ns as f64 / calls as f64 / 1000.0;

@@ -110,29 +110,12 @@ pub fn run(root: &Path) -> Result<String, String> {
 
 /// Builds the sandbox binary and returns its path, as cargo reports it.
 fn build_sandbox(root: &Path) -> Result<PathBuf, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(root)
-        .args([
-            "build",
-            "-p",
-            "comm100-sandbox",
-            "--bin",
-            "comm100-sandbox",
-            "--message-format=json-render-diagnostics",
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err("cargo build -p comm100-sandbox failed".into());
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "comm100-sandbox")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .ok_or_else(|| "cargo built no comm100-sandbox executable".into())
+    crate::artifact::build(
+        root,
+        &["-p", "comm100-sandbox", "--bin", "comm100-sandbox"],
+        &[],
+        "comm100-sandbox",
+    )
 }
 
 /// The schemathesis executable in `target/conformance-venv`, installed when missing.

@@ -1,24 +1,35 @@
-//! Maintainer tasks: `cargo xtask generate`, `cargo xtask check`.
+//! Maintainer tasks: `cargo xtask generate`, `cargo xtask check`, and the others in `USAGE`.
 //!
 //! `generate` rewrites the reviewed snapshots from the spec; `check` fails, with a diff, when
 //! they have drifted from it. Both use the generation settings in `codegen/mod.rs`, the same
 //! file `build.rs` compiles with.
 
+mod artifact;
+mod callgrind;
 #[path = "../../codegen/mod.rs"]
 mod codegen;
 mod conformance;
 mod msrv;
+mod overhead_ir;
 mod review;
+mod storm_ir;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <generate | check | conformance | msrv>
+const USAGE: &str =
+    "usage: cargo xtask <generate | check | conformance | msrv | overhead-ir | storm-ir>
 
   generate   regenerate from openapi/comm100.yaml and update the reviewed snapshots
   check      exit non-zero, with a diff, when the snapshots are not up to date
   conformance  run schemathesis against the sandbox with openapi/comm100.yaml
-  msrv       check that rust-version is at least every dependency's rust-version";
+  msrv       check that rust-version is at least every dependency's rust-version
+  overhead-ir [--attribute] [--reuse] [operation...]
+             instructions per call of the SDK and of raw reqwest under callgrind (needs
+             valgrind); --attribute also prints where the SDK's extra instructions go;
+             --reuse reads the last run's callgrind files instead of running again
+  storm-ir [--calls N]
+             where a token-refresh storm's instructions go, client or sandbox (needs valgrind)";
 
 fn main() -> ExitCode {
     let root = workspace_root();
@@ -34,6 +45,10 @@ fn main() -> ExitCode {
         ),
         Some("conformance") => conformance::run(&root),
         Some("msrv") => msrv::run(&root),
+        Some("overhead-ir") => {
+            overhead_ir::run(&root, &std::env::args().skip(2).collect::<Vec<_>>())
+        }
+        Some("storm-ir") => storm_ir::run(&root, &std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
