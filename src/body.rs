@@ -88,10 +88,38 @@ pub(crate) fn with_body(
     response: &mut Response,
     body: reqwest::Body,
 ) -> Response {
-    let mut rebuilt = http::Response::new(body);
+    use reqwest::ResponseBuilderExt as _;
+    // The URL goes along: without it, reqwest parses a placeholder URL for every rebuild.
+    let mut rebuilt = http::Response::builder()
+        .url(response.url().clone())
+        .body(body)
+        .unwrap_or_default();
     *rebuilt.status_mut() = status;
     *rebuilt.headers_mut() = std::mem::take(response.headers_mut());
     Response::from(rebuilt)
+}
+
+/// A success body the hooks have read whole, kept in the response's extensions so that the
+/// response itself travels on unchanged and nothing reads the body twice.
+#[derive(Clone)]
+pub(crate) struct ReadBody(pub(crate) Bytes);
+
+/// The body the hooks read, or what is left to read of the response.
+pub(crate) async fn body_of(mut response: Response) -> reqwest::Result<Bytes> {
+    match response.extensions_mut().remove::<ReadBody>() {
+        Some(ReadBody(bytes)) => Ok(bytes),
+        None => response.bytes().await,
+    }
+}
+
+/// A response as a caller of a raw call reads it: with the body the hooks read put back.
+pub(crate) fn readable(mut response: Response) -> Response {
+    match response.extensions_mut().remove::<ReadBody>() {
+        Some(ReadBody(bytes)) => {
+            with_body(response.status(), &mut response, reqwest::Body::from(bytes))
+        }
+        None => response,
+    }
 }
 
 /// A `reqwest::Error` whose source is `error`, naming `url` when given.
@@ -129,12 +157,12 @@ impl http_body::Body for FailingBody {
 /// body is kept as a snippet of at most 1 KiB, so that no error's `Display` prints a whole body.
 /// The generated code calls this instead of progenitor's (see `codegen/mod.rs`).
 pub(crate) async fn decode_response<T: serde::de::DeserializeOwned, E>(
-    response: Response,
+    mut response: Response,
 ) -> Result<ResponseValue<T>, progenitor_client::Error<E>> {
     let status = response.status();
-    let headers = response.headers().clone();
-    let full = response
-        .bytes()
+    // Taken, not cloned: the response is ours, and only its body is read after this.
+    let headers = std::mem::take(response.headers_mut());
+    let full = body_of(response)
         .await
         .map_err(progenitor_client::Error::ResponseBodyError)?;
     match serde_json::from_slice(&full) {

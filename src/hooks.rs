@@ -24,9 +24,6 @@ use crate::retry::{self, RetryPolicy};
 // The generated code decodes through this (see `codegen/mod.rs`).
 pub(crate) use crate::body::decode_response;
 
-/// The header progenitor adds to every request, which Comm100 does not use.
-const API_VERSION: &str = "api-version";
-
 /// The `User-Agent` every request carries, before the user's suffix.
 pub(crate) const USER_AGENT_PREFIX: &str = concat!("comm100-rs/", env!("CARGO_PKG_VERSION"));
 
@@ -84,10 +81,11 @@ impl ClientHooks<Inner> for Client {
         info: &OperationInfo,
     ) -> Result<(), progenitor_client::Error<E>> {
         check_segment_body(request, info).map_err(progenitor_client::Error::InvalidRequest)?;
-        let headers = request.headers_mut();
-        // progenitor sends `api-version`, an Oxide convention; Comm100 versions by path.
-        headers.remove(API_VERSION);
-        headers.insert(USER_AGENT, self.inner().user_agent.clone());
+        // progenitor's `api-version` header, an Oxide convention, is left out of the generated
+        // code (codegen/mod.rs): Comm100 versions by path.
+        request
+            .headers_mut()
+            .insert(USER_AGENT, self.inner().user_agent.clone());
         Ok(())
     }
 
@@ -223,6 +221,11 @@ fn check_segment_body(request: &Request, info: &OperationInfo) -> Result<(), Str
     let Some(bytes) = request.body().and_then(|b| b.as_bytes()) else {
         return Ok(());
     };
+    // serde_json writes an empty list as `[]` right after the key: without that text there is
+    // nothing to refuse, and the body need not be parsed again.
+    if memchr::memmem::find(bytes, b"\"conditions\":[]").is_none() {
+        return Ok(());
+    }
     // Only the length of `conditions` matters: skip everything else while parsing.
     #[derive(serde::Deserialize)]
     struct Probe {
@@ -290,8 +293,15 @@ async fn execute(
         let span = attempt_span(&method, this.url(), operation_id, sent);
         sent += 1;
         call.expose(settled.max(Outcome::Unknown));
-        let result = client.execute(this).instrument(span.clone()).await;
-        record_outcome(&span, &result);
+        // No span work when no subscriber wants the span.
+        let result = match span.is_disabled() {
+            true => client.execute(this).await,
+            false => {
+                let result = client.execute(this).instrument(span.clone()).await;
+                record_outcome(&span, &result);
+                result
+            }
+        };
 
         // What happened. A 2xx body is read here, so that its failure is an answer like any
         // other and the budget covers it.
@@ -591,21 +601,31 @@ async fn read_success(
         .and_then(|(status, _)| StatusCode::from_u16(status).ok())
         .unwrap_or(sent);
     let wants_body = documented.is_none_or(|(_, has_body)| has_body);
-    let body = if wants_body {
-        let (bytes, _) = body::read_capped(&mut response, max_body, false).await?;
-        reqwest::Body::from(bytes)
-    } else {
+    if !wants_body {
         // Nothing is documented, so nothing is read: the connection drops what was sent.
-        reqwest::Body::from(bytes::Bytes::new())
-    };
-    let mut rebuilt = body::with_body(status, &mut response, body);
-    if status != sent {
-        rebuilt.headers_mut().insert(
-            HeaderName::from_static(ORIGINAL_STATUS_HEADER),
-            HeaderValue::from(sent.as_u16()),
-        );
+        return Ok(match status == sent {
+            true => response,
+            false => rebuilt(status, &mut response, bytes::Bytes::new()),
+        });
     }
-    Ok(rebuilt)
+    let (bytes, _) = body::read_capped(&mut response, max_body, false).await?;
+    if status == sent {
+        // The common case: the response goes on as it came, its body beside it.
+        response.extensions_mut().insert(body::ReadBody(bytes));
+        return Ok(response);
+    }
+    Ok(rebuilt(status, &mut response, bytes))
+}
+
+/// Another `2xx` as the documented `status`, with the server's in [`ORIGINAL_STATUS_HEADER`].
+fn rebuilt(status: StatusCode, response: &mut Response, body: bytes::Bytes) -> Response {
+    let sent = response.status();
+    let mut rebuilt = body::with_body(status, response, reqwest::Body::from(body));
+    rebuilt.headers_mut().insert(
+        HeaderName::from_static(ORIGINAL_STATUS_HEADER),
+        HeaderValue::from(sent.as_u16()),
+    );
+    rebuilt
 }
 
 /// A failed login, as the operation's result.

@@ -133,7 +133,8 @@ impl RawRequest<'_> {
     /// [`ErrorKind::Protocol`](crate::ErrorKind::Protocol) (its body read within the
     /// error-body limit), and the outcome rules of the README's decision table.
     pub async fn send(self) -> Result<Response, ApiError> {
-        self.send_raw().await.map_err(ApiError::from)
+        let response = self.send_raw().await?;
+        Ok(crate::body::readable(response))
     }
 
     /// Sends the request and decodes the body of a success as `T`.
