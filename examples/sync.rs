@@ -47,20 +47,6 @@ struct Report {
     failed: Vec<(String, ApiError)>,
 }
 
-fn condition(page: &str) -> Result<types::ConditionInput, ApiError> {
-    types::ConditionInput::builder()
-        .field("CurrentPageUrl")
-        .operator(types::KnownConditionOperator::Contains)
-        .value(page)
-        .try_into()
-        .map_err(|e: types::error::ConversionError| {
-            ApiError::from(comm100::InvalidSegment {
-                field: "conditions[0]".into(),
-                reason: e.to_string(),
-            })
-        })
-}
-
 /// Whether the live segment already says what `want` says (the rest is the server's own).
 fn matches(live: &types::CustomerSegment, want: &Desired) -> bool {
     let value = live
@@ -79,10 +65,13 @@ async fn sync(c100: &Comm100) -> Result<Report, ApiError> {
         let mut same_name = live.iter().filter(|s| s.name.as_deref() == Some(want.name));
         let result = match (same_name.next(), same_name.next()) {
             (None, _) => {
-                let body = types::CustomerSegmentInput::builder()
-                    .name(want.name)
-                    .is_enable(want.enabled)
-                    .conditions(vec![condition(want.page)?]);
+                let on_page = types::ConditionInput::new(
+                    "CurrentPageUrl",
+                    types::KnownConditionOperator::Contains,
+                    want.page,
+                );
+                let mut body = types::CustomerSegmentInput::new(want.name, [on_page])?;
+                body.is_enable = Some(want.enabled);
                 match c100.create_customer_segment_reconciled(body).await? {
                     CreateOutcome::NotCreated(e) => Err(e),
                     CreateOutcome::Ambiguous { error, .. } => Err(error),

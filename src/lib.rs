@@ -20,13 +20,12 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let c100 = Comm100::from_env()?;
-//! let segment = types::CustomerSegmentInput::builder()
-//!     .name("VIP visitors")
-//!     .conditions(vec![types::ConditionInput::builder()
-//!         .field("CurrentPageUrl")
-//!         .operator(types::KnownConditionOperator::Contains)
-//!         .value("/pricing")
-//!         .try_into()?]);
+//! let pricing = types::ConditionInput::new(
+//!     "CurrentPageUrl",
+//!     types::KnownConditionOperator::Contains,
+//!     "/pricing",
+//! );
+//! let segment = types::CustomerSegmentInput::new("VIP visitors", [pricing])?;
 //! let created = c100.client().create_customer_segment().body(segment).call().await?;
 //! println!("created {}", created.id);
 //! # Ok(()) }

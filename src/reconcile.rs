@@ -83,16 +83,14 @@ impl Comm100 {
     /// by another writer).
     ///
     /// ```no_run
-    /// use comm100::generated::types;
-    /// use comm100::CreateOutcome;
-    /// # async fn run(c100: &comm100::Comm100) -> Result<(), Box<dyn std::error::Error>> {
-    /// let segment = types::CustomerSegmentInput::builder()
-    ///     .name("VIP visitors")
-    ///     .conditions(vec![types::ConditionInput::builder()
-    ///         .field("CurrentPageUrl")
-    ///         .operator(types::KnownConditionOperator::Contains)
-    ///         .value("/pricing")
-    ///         .try_into()?]);
+    /// use comm100::prelude::*;
+    /// # async fn run(c100: &Comm100) -> Result<(), Box<dyn std::error::Error>> {
+    /// let pricing = types::ConditionInput::new(
+    ///     "CurrentPageUrl",
+    ///     types::KnownConditionOperator::Contains,
+    ///     "/pricing",
+    /// );
+    /// let segment = types::CustomerSegmentInput::new("VIP visitors", [pricing])?;
     /// match c100.create_customer_segment_reconciled(segment).await? {
     ///     CreateOutcome::Created(s) | CreateOutcome::FoundAfterFailure { segment: s, .. } => {
     ///         println!("created {}", s.id)
