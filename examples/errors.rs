@@ -11,7 +11,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{routing::get, Json, Router};
 use comm100::prelude::*;
-use comm100::uuid::Uuid;
 use comm100_sandbox::{Fault, Route, Sandbox};
 
 /// The service's error: an SDK error, answered as the service's own status.

@@ -25,14 +25,10 @@
 //! failed for the others. `tests/soak.rs` runs the
 //! storms at 50 concurrent operations, with a first token issued already expired so that nothing
 //! waits.
-// `ApiErrorExt` is deprecated in favour of `comm100::ApiError`, and kept for a release: these
-// checks hold for it too.
-#![allow(deprecated)]
 
 use std::time::{Duration, Instant, SystemTime};
 
-use comm100::generated::ClientCustomerSegmentsExt as _;
-use comm100::ApiErrorExt as _;
+use comm100::prelude::*;
 use comm100_sandbox::{Sandbox, SandboxConfig};
 
 /// What a storm measured.
@@ -163,9 +159,12 @@ pub async fn run_failing_login_storm(
         )
         .login_timeout(STORM_LOGIN_TIMEOUT)
         .build()?;
-    let (scenario, expected): (_, fn(&OpError) -> bool) = match failure {
+    let (scenario, expected): (_, fn(&ApiError) -> bool) = match failure {
         LoginFailure::WrongPassword => ("wrong_password", |e| {
-            e.is_unauthorized() && e.code() == Some(401000) && e.message().contains("password")
+            e.kind() == &ErrorKind::LoginFailed
+                && e.status().map(|s| s.as_u16()) == Some(401)
+                && e.code() == Some(401000)
+                && e.message().contains("password")
         }),
         LoginFailure::SilentTokenHost => ("silent_token_host", |e| {
             matches!(e.login_error(), Some(comm100::Error::LoginTimeout(_)))
@@ -180,8 +179,6 @@ pub async fn run_failing_login_storm(
     Ok(report)
 }
 
-type OpError = progenitor_client::Error<comm100::generated::types::Error>;
-
 /// Starts `concurrent` list operations at once (behind a barrier) and measures them; an
 /// operation counts as unexpected when `expected` says its result is not the one it should be.
 async fn storm(
@@ -189,7 +186,7 @@ async fn storm(
     c100: &comm100::Comm100,
     controls: &comm100_sandbox::Controls,
     concurrent: usize,
-    expected: impl Fn(&Result<(), OpError>) -> bool,
+    expected: impl Fn(&Result<(), ApiError>) -> bool,
 ) -> StormReport {
     let before = controls.token_requests();
     let start = tokio::sync::Barrier::new(concurrent);
@@ -201,7 +198,7 @@ async fn storm(
             let result = c100
                 .client()
                 .list_customer_segments()
-                .send()
+                .call()
                 .await
                 .map(|_| ());
             (result, t.elapsed())

@@ -28,12 +28,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use comm100::generated::{types, ClientCustomerSegmentsExt as _};
-use comm100::CreateOutcome;
+use comm100::prelude::*;
 use comm100_sandbox::{Fault, Route, Sandbox, SandboxConfig};
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
-use uuid::Uuid;
 
 /// The seed used when `--seed` is not given.
 pub const DEFAULT_SEED: u64 = 20261125;

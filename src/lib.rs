@@ -75,7 +75,8 @@ pub use uuid;
 /// What a program that uses the crate needs, in one import: `use comm100::prelude::*;`.
 ///
 /// The client ([`Comm100`]) and its settings ([`RetryPolicy`]), the generated types
-/// ([`types`](crate::generated::types)), the error ([`ApiError`], [`ErrorKind`], [`Outcome`]),
+/// ([`types`](crate::generated::types), and `Uuid`), the error ([`ApiError`], [`ErrorKind`],
+/// [`Outcome`]),
 /// the reconciling create's answer ([`CreateOutcome`]), and the traits that put the operations in
 /// scope.
 pub mod prelude {
@@ -85,6 +86,8 @@ pub mod prelude {
     pub use crate::generated::{ClientAuthExt, ClientCustomerSegmentsExt};
     pub use crate::outcome::Outcome;
     pub use crate::{ApiError, Comm100, CreateOutcome, ErrorKind, RetryPolicy};
+    /// The id of a segment.
+    pub use uuid::Uuid;
 }
 
 /// The client generated from `openapi/comm100.yaml` by progenitor at build time. Reach it
