@@ -158,6 +158,12 @@ impl ApiError {
         self.0.operation_id.as_deref()
     }
 
+    /// Whether the daily request limit stopped this call: answered by the server (`403`), or
+    /// refused locally while the limit lasts (see [`crate::DailyLimitBreaker`]).
+    pub fn is_daily_limit(&self) -> bool {
+        self.0.kind == ErrorKind::DailyLimit
+    }
+
     /// The login's own error, when no token could be had without an error status from the
     /// token host.
     pub fn login_error(&self) -> Option<&Error> {
@@ -443,6 +449,10 @@ fn kind(error: &progenitor_client::Error<types::Error>, facts: &Facts) -> ErrorK
         };
     }
     match (wrapper, error) {
+        (Some(Error::RateBudget { wait }), _) => ErrorKind::RateLimited {
+            retry_after: Some(*wait),
+        },
+        (Some(Error::DailyLimitReached { .. }), _) => ErrorKind::DailyLimit,
         (Some(Error::OperationTimeout(_)), _) => ErrorKind::Timeout,
         (Some(Error::Transport(e)), _) if e.is_timeout() => ErrorKind::Timeout,
         (Some(Error::Transport(e)), _) if e.is_body() || e.is_decode() => ErrorKind::Protocol,

@@ -68,9 +68,63 @@ impl Comm100 {
         Ok(self.auth.get().await?.expires_at())
     }
 
+    /// This client with settings of its own for the calls made through it: another time
+    /// budget, another retry policy. It shares the token cache, the request budget and the
+    /// daily-limit breaker with this one, and costs no login.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use comm100::prelude::*;
+    /// # async fn run(c100: &Comm100) -> Result<(), ApiError> {
+    /// let quick = c100.with(|o| o.operation_timeout(Duration::from_secs(2)).retry(RetryPolicy::disabled()));
+    /// let segments = quick.client().list_customer_segments().call().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with(&self, options: impl FnOnce(CallOptions) -> CallOptions) -> Comm100 {
+        use progenitor_client::ClientInfo as _;
+        let options = options(CallOptions::default());
+        let mut inner = self.client.inner().clone();
+        if let Some(budget) = options.operation_timeout {
+            inner.budget = budget;
+        }
+        if let Some(retry) = options.retry {
+            inner.retry = retry;
+        }
+        Comm100 {
+            client: generated::Client::new_with_client(
+                self.client.baseurl(),
+                self.client.client().clone(),
+                inner,
+            ),
+            endpoints: self.endpoints.clone(),
+            auth: self.auth.clone(),
+        }
+    }
+
     /// The current token, fetching one if there is none or it is about to expire.
     pub async fn token(&self) -> Result<Token, Error> {
         self.auth.get().await
+    }
+}
+
+/// Settings for the calls made through [`Comm100::with`]; what is not set stays the client's.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    operation_timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
+}
+
+impl CallOptions {
+    /// The time budget of each call (see [`Comm100Builder::operation_timeout`]).
+    pub fn operation_timeout(mut self, budget: Duration) -> Self {
+        self.operation_timeout = Some(budget);
+        self
+    }
+
+    /// The retry policy of each call.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
     }
 }
 
@@ -94,6 +148,8 @@ pub struct Comm100Builder {
     refresh_buffer: Option<Duration>,
     login_timeout: Option<Duration>,
     forced_refresh_interval: Option<Duration>,
+    rate: Option<crate::RateBudget>,
+    daily: Option<crate::DailyLimitBreaker>,
     retry: Option<RetryPolicy>,
     http: Option<reqwest::Client>,
     operation_timeout: Option<Duration>,
@@ -127,6 +183,8 @@ impl std::fmt::Debug for Comm100Builder {
             .field("refresh_buffer", &self.refresh_buffer)
             .field("login_timeout", &self.login_timeout)
             .field("forced_refresh_interval", &self.forced_refresh_interval)
+            .field("rate", &self.rate)
+            .field("daily", &self.daily)
             .field("retry", &self.retry)
             .field("operation_timeout", &self.operation_timeout)
             .field("max_response_body", &self.max_response_body)
@@ -201,6 +259,31 @@ impl Comm100Builder {
     /// within the interval is answered only when it has passed.
     pub fn forced_refresh_interval(mut self, interval: Duration) -> Self {
         self.forced_refresh_interval = Some(interval);
+        self
+    }
+
+    /// Paces this client's requests with `budget`, which other clients may share: give each a
+    /// clone (`RateBudget` is cheap to clone). Off by default. Logins and retries count; a
+    /// `429` pauses every client that shares it. See [`crate::RateBudget`].
+    ///
+    /// ```
+    /// let shared = comm100::RateBudget::comm100_published();
+    /// let site_a = comm100::Comm100::builder()
+    ///     .portal("portal1.comm100.io")
+    ///     .static_token("eyJ...")
+    ///     .rate_budget(shared.clone())
+    ///     .build()?;
+    /// # Ok::<(), comm100::Error>(())
+    /// ```
+    pub fn rate_budget(mut self, budget: crate::RateBudget) -> Self {
+        self.rate = Some(budget);
+        self
+    }
+
+    /// The daily-limit breaker (on by default, resetting at UTC midnight and probing every 5
+    /// minutes); see [`crate::DailyLimitBreaker`].
+    pub fn daily_limit_breaker(mut self, breaker: crate::DailyLimitBreaker) -> Self {
+        self.daily = Some(breaker);
         self
     }
 
@@ -416,6 +499,10 @@ impl Comm100Builder {
                         max_body: crate::body::ERROR_BODY_LIMIT,
                         user_agent: user_agent.clone(),
                         password: Some(password.clone()),
+                        // A login counts against the shared budget; the daily limit does not
+                        // apply to the token host.
+                        rate: self.rate.clone(),
+                        daily: None,
                     },
                 );
                 known_password = Some(password.clone());
@@ -463,6 +550,8 @@ impl Comm100Builder {
                     .unwrap_or(crate::body::DEFAULT_MAX_RESPONSE_BODY),
                 user_agent,
                 password: known_password,
+                rate: self.rate,
+                daily: Some(self.daily.unwrap_or_default()),
             },
         );
         Ok(Comm100 {

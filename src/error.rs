@@ -133,6 +133,24 @@ pub enum Error {
         #[source]
         cause: Box<Error>,
     },
+    /// The shared request budget ([`crate::RateBudget`]) had no token for this request within
+    /// the operation's time budget; nothing was sent. Trying again after `wait` may succeed.
+    #[error(
+        "the request budget has no token within the operation's time budget: one comes in {wait:?}"
+    )]
+    RateBudget {
+        /// How long until a token would come.
+        wait: Duration,
+    },
+    /// The daily request limit was reached earlier, and has not lifted yet (see
+    /// [`crate::DailyLimitBreaker`]); nothing was sent.
+    #[error(
+        "the daily request limit is reached; nothing is sent until it resets or a probe succeeds"
+    )]
+    DailyLimitReached {
+        /// When the limit is expected to reset.
+        until: std::time::SystemTime,
+    },
     /// A call that needs the Tokio runtime was made outside one (for example, a future polled
     /// by another executor). Nothing was sent, and the client is unchanged.
     #[error("no Tokio runtime: the comm100 client must be used from within a Tokio runtime")]
@@ -150,7 +168,8 @@ impl Error {
             | Error::BadToken(_)
             | Error::TokenSource(_)
             | Error::Transport(_)
-            | Error::OperationTimeout(_) => true,
+            | Error::OperationTimeout(_)
+            | Error::RateBudget { .. } => true,
             // An operation that may have acted is not repeated blindly (see `Outcome`).
             Error::Classified { outcome, cause, .. } => {
                 !outcome.may_have_acted() && cause.is_retryable()
@@ -185,6 +204,7 @@ impl Error {
             Error::Login { retry_after, .. } | Error::ServerError { retry_after, .. } => {
                 *retry_after
             }
+            Error::RateBudget { wait } => Some(*wait),
             _ => None,
         }
     }

@@ -16,6 +16,7 @@ use crate::body::{self, error_response, read_error_body, ReadError};
 use crate::domain::same_origin;
 use crate::error::{Error, ErrorDetails, LOGIN_OPERATION};
 use crate::generated::Client;
+use crate::limits::{DailyLimitBreaker, Gate, RateBudget};
 use crate::outcome::{
     decide, is_idempotent, is_transient_status, Answer, Outcome, Situation, Step,
 };
@@ -57,6 +58,10 @@ pub struct Inner {
     pub(crate) user_agent: HeaderValue,
     /// The login's password, redacted from every message a server sends back.
     pub(crate) password: Option<crate::SensitiveString>,
+    /// The request budget shared with other clients, if any.
+    pub(crate) rate: Option<RateBudget>,
+    /// The daily-limit breaker, shared by the client's clones.
+    pub(crate) daily: Option<DailyLimitBreaker>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -70,6 +75,8 @@ impl std::fmt::Debug for Inner {
             .field("max_body", &self.max_body)
             .field("user_agent", &self.user_agent)
             .field("password", &self.password)
+            .field("rate", &self.rate)
+            .field("daily", &self.daily)
             .finish()
     }
 }
@@ -176,12 +183,13 @@ impl Call {
         cause: Error,
         url: Option<&Url>,
     ) -> reqwest::Result<Response> {
+        let retryable = self.retryable(outcome) && cause.is_retryable();
         let error = Error::Classified {
             operation_id: self.operation_id,
             outcome,
             cause: Box::new(cause),
         };
-        if self.retryable(outcome) {
+        if retryable {
             return Err(body::reqwest_error(error, url).await);
         }
         Ok(deferred(url, error))
@@ -289,6 +297,20 @@ async fn execute(
                 .insert(AUTHORIZATION, token.bearer().clone());
         }
 
+        // The daily limit and the shared budget, before anything is sent.
+        if let Some(daily) = &inner.daily {
+            if let Gate::Closed(until) = daily.gate() {
+                return call
+                    .fail(settled, Error::DailyLimitReached { until }, None)
+                    .await;
+            }
+        }
+        if let Some(rate) = &inner.rate {
+            if let Err(wait) = rate.acquire(deadline).await {
+                return call.fail(settled, Error::RateBudget { wait }, None).await;
+            }
+        }
+
         // The URL carries no secret (the token travels in a header), so it may be traced.
         let span = attempt_span(&method, this.url(), operation_id, sent);
         sent += 1;
@@ -328,6 +350,23 @@ async fn execute(
         let retry_after = response
             .as_ref()
             .and_then(|r| retry::retry_after(r.headers()));
+        if let Answer::Status(status) = answer {
+            match status.as_u16() {
+                429 => {
+                    if let Some(rate) = &inner.rate {
+                        rate.throttled(retry_after);
+                    }
+                }
+                // A 403 may be the daily limit: `give_up` reads its body to tell.
+                403 => {}
+                _ if status.as_u16() < 500 => {
+                    if let Some(daily) = &inner.daily {
+                        daily.close();
+                    }
+                }
+                _ => {}
+            }
+        }
         let refresh_may_help = answer == Answer::Status(StatusCode::UNAUTHORIZED)
             && !refreshed
             && resendable
@@ -399,7 +438,16 @@ async fn execute(
                     .into_iter()
                     .chain(token.as_ref().map(|t| t.expose_secret()))
                     .collect();
-                return give_up(response, failure, outcome, retry_after, call, &secrets).await;
+                return give_up(
+                    response,
+                    failure,
+                    outcome,
+                    retry_after,
+                    call,
+                    &secrets,
+                    inner.daily.as_ref(),
+                )
+                .await;
             }
         }
     }
@@ -414,6 +462,7 @@ async fn give_up(
     retry_after: Option<Duration>,
     call: &Call,
     secrets: &[&str],
+    daily: Option<&DailyLimitBreaker>,
 ) -> reqwest::Result<Response> {
     let operation_id = call.operation_id;
     match (response, failure) {
@@ -428,6 +477,12 @@ async fn give_up(
                 );
             }
             let (code, message) = read_error_body(&mut response, secrets).await;
+            if let (StatusCode::FORBIDDEN, Some(daily)) = (status, daily) {
+                match crate::error::is_daily_limit(&message) {
+                    true => daily.trip(),
+                    false => daily.close(),
+                }
+            }
             // A 5xx of a request that must not be sent twice: the caller gets it in the shape
             // that says so.
             if status.is_server_error() && !call.idempotent {

@@ -43,6 +43,7 @@ mod client;
 mod domain;
 mod error;
 mod hooks;
+mod limits;
 mod outcome;
 mod raw;
 mod reconcile;
@@ -52,7 +53,7 @@ mod segments;
 
 pub use api_error::{ApiError, ErrorKind};
 pub use auth::{SensitiveString, Token, TokenFuture, TokenSource};
-pub use client::{same_origin_redirects, Comm100, Comm100Builder};
+pub use client::{same_origin_redirects, CallOptions, Comm100, Comm100Builder};
 pub use domain::{Endpoints, HttpPolicy};
 #[allow(deprecated)]
 pub use error::ApiErrorExt;
@@ -62,6 +63,7 @@ pub use error::Error;
 #[doc(hidden)]
 pub use hooks::Inner;
 pub use hooks::{DONE_BY_EARLIER_ATTEMPT, ORIGINAL_STATUS_HEADER, OUTCOME_HEADER};
+pub use limits::{BudgetSnapshot, DailyLimitBreaker, RateBudget};
 pub use outcome::Outcome;
 pub use raw::{RawRequest, RAW_OPERATION};
 pub use reconcile::CreateOutcome;
@@ -85,7 +87,7 @@ pub mod prelude {
     pub use crate::generated::types;
     pub use crate::generated::{ClientAuthExt, ClientCustomerSegmentsExt};
     pub use crate::outcome::Outcome;
-    pub use crate::{ApiError, Comm100, CreateOutcome, ErrorKind, RetryPolicy};
+    pub use crate::{ApiError, Comm100, CreateOutcome, ErrorKind, RateBudget, RetryPolicy};
     /// The id of a segment.
     pub use uuid::Uuid;
 }
