@@ -463,13 +463,18 @@ impl Comm100Builder {
         };
         let login_timeout = self.login_timeout.unwrap_or(DEFAULT_LOGIN_TIMEOUT);
         let retry = self.retry.unwrap_or_default();
-        let http = match (self.http, self.http_builder) {
-            (Some(http), _) => http,
-            (None, builder) => with_rules(
-                builder.unwrap_or_default(),
-                self.connect_timeout.unwrap_or(DEFAULT_TIMEOUT),
-                self.timeout.unwrap_or(DEFAULT_TIMEOUT),
-            )?,
+        // A client of the user's keeps its own timeout, which this crate cannot read.
+        let (http, attempt_timeout) = match (self.http, self.http_builder) {
+            (Some(http), _) => (http, None),
+            (None, builder) => {
+                let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+                let http = with_rules(
+                    builder.unwrap_or_default(),
+                    self.connect_timeout.unwrap_or(DEFAULT_TIMEOUT),
+                    timeout,
+                )?;
+                (http, Some(timeout))
+            }
         };
         let user_agent = user_agent(self.user_agent.as_deref())?;
         let mut login_url = None;
@@ -503,6 +508,7 @@ impl Comm100Builder {
                         // apply to the token host.
                         rate: self.rate.clone(),
                         daily: None,
+                        attempt_timeout,
                     },
                 );
                 known_password = Some(password.clone());
@@ -552,6 +558,7 @@ impl Comm100Builder {
                 password: known_password,
                 rate: self.rate,
                 daily: Some(self.daily.unwrap_or_default()),
+                attempt_timeout,
             },
         );
         Ok(Comm100 {

@@ -58,6 +58,11 @@ pub struct Inner {
     pub(crate) user_agent: HeaderValue,
     /// The login's password, redacted from every message a server sends back.
     pub(crate) password: Option<crate::SensitiveString>,
+    /// The HTTP client's timeout of one request, when this crate built the client and so
+    /// knows it: each attempt then carries the smaller of it and the budget's time left, and
+    /// no timer wraps the call. `None`: a client of the user's, whose timeout is unknown, and
+    /// a timer bounds the call.
+    pub(crate) attempt_timeout: Option<Duration>,
     /// The request budget shared with other clients, if any.
     pub(crate) rate: Option<RateBudget>,
     /// The daily-limit breaker, shared by the client's clones.
@@ -75,6 +80,7 @@ impl std::fmt::Debug for Inner {
             .field("max_body", &self.max_body)
             .field("user_agent", &self.user_agent)
             .field("password", &self.password)
+            .field("attempt_timeout", &self.attempt_timeout)
             .field("rate", &self.rate)
             .field("daily", &self.daily)
             .finish()
@@ -129,24 +135,15 @@ impl ClientHooks<Inner> for Client {
             max_body: inner.max_body,
             exposure: AtomicU8::new(Outcome::NotSent as u8),
         };
-        match tokio::time::timeout_at(
-            deadline,
-            execute(self.client(), inner, request, &call, deadline),
-        )
-        .await
-        {
+        let run = execute(self.client(), inner, request, &call, deadline);
+        // With the client's own attempt timeout known, the loop bounds every wait by the
+        // deadline itself (see `execute`), and no timer wraps the call.
+        if inner.attempt_timeout.is_some() {
+            return run.await;
+        }
+        match tokio::time::timeout_at(deadline, run).await {
             Ok(result) => result,
-            Err(_) => {
-                let outcome = Outcome::from_u8(call.exposure.load(Ordering::Relaxed));
-                tracing::warn!(
-                    comm100.operation_id = info.operation_id,
-                    budget_ms = inner.budget.as_millis() as u64,
-                    outcome = outcome.as_str(),
-                    "the operation ran out of its time budget"
-                );
-                call.fail(outcome, Error::OperationTimeout(inner.budget), None)
-                    .await
-            }
+            Err(_) => call.out_of_budget(inner.budget, None).await,
         }
     }
 }
@@ -193,6 +190,23 @@ impl Call {
             return Err(body::reqwest_error(error, url).await);
         }
         Ok(deferred(url, error))
+    }
+
+    /// The time budget ran out: the failure, with what the call has done so far.
+    async fn out_of_budget(
+        &self,
+        budget: Duration,
+        url: Option<&Url>,
+    ) -> reqwest::Result<Response> {
+        let outcome = Outcome::from_u8(self.exposure.load(Ordering::Relaxed));
+        tracing::warn!(
+            comm100.operation_id = self.operation_id,
+            budget_ms = budget.as_millis() as u64,
+            outcome = outcome.as_str(),
+            "the operation ran out of its time budget"
+        );
+        self.fail(outcome, Error::OperationTimeout(budget), url)
+            .await
     }
 
     /// Whether a failure without an answer may be retried: nothing was done, or the request
@@ -286,6 +300,15 @@ async fn execute(
             unreachable!("the original is taken only for an attempt after which the loop ends")
         };
         let token = match auth {
+            // Without a timer around the call, the wait for a login is bounded here. A token in
+            // the cache arrives on the first poll, before the timer is ever armed.
+            Some(cache) if inner.attempt_timeout.is_some() => {
+                match tokio::time::timeout_at(deadline, cache.get()).await {
+                    Ok(Ok(token)) => Some(token),
+                    Ok(Err(e)) => return login_failure(e, inner.login_url.as_ref()).await,
+                    Err(_) => return call.out_of_budget(inner.budget, None).await,
+                }
+            }
             Some(cache) => match cache.get().await {
                 Ok(token) => Some(token),
                 Err(e) => return login_failure(e, inner.login_url.as_ref()).await,
@@ -309,6 +332,18 @@ async fn execute(
             if let Err(wait) = rate.acquire(deadline).await {
                 return call.fail(settled, Error::RateBudget { wait }, None).await;
             }
+        }
+
+        // The attempt carries the smaller of the client's timeout and the time left, which
+        // covers its body too; when the budget is the smaller, its timeout is the budget's.
+        let mut budget_binds = false;
+        if let Some(attempt_timeout) = inner.attempt_timeout {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return call.out_of_budget(inner.budget, None).await;
+            }
+            budget_binds = left < attempt_timeout;
+            *this.timeout_mut() = Some(left.min(attempt_timeout));
         }
 
         // The URL carries no secret (the token travels in a header), so it may be traced.
@@ -336,12 +371,18 @@ async fn execute(
                     Err(ReadError::TooLarge) => {
                         (Answer::BrokenSuccess { too_large: true }, None, None)
                     }
+                    Err(ReadError::Transport(e)) if budget_binds && e.is_timeout() => {
+                        return call.out_of_budget(inner.budget, e.url()).await;
+                    }
                     Err(ReadError::Transport(e)) => {
                         (Answer::BrokenSuccess { too_large: false }, None, Some(e))
                     }
                 }
             }
             Ok(response) => (Answer::Status(response.status()), Some(response), None),
+            Err(e) if budget_binds && e.is_timeout() && !e.is_connect() => {
+                return call.out_of_budget(inner.budget, e.url()).await;
+            }
             Err(e) if e.is_connect() => (Answer::NotConnected, None, Some(e)),
             Err(e) => (Answer::Lost, None, Some(e)),
         };

@@ -8,6 +8,7 @@
 //! served in the order they asked; a caller that gives up (its future dropped) keeps its
 //! reservation spent, which errs on the side of sending less.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -207,6 +208,8 @@ impl Shared {
 pub struct DailyLimitBreaker {
     reset_at: Duration,
     probe_every: Duration,
+    /// Whether `state` holds a trip: every call reads this, and only a tripped breaker locks.
+    tripped: Arc<AtomicBool>,
     state: Arc<Mutex<Option<Tripped>>>,
 }
 
@@ -238,6 +241,7 @@ impl DailyLimitBreaker {
         Self {
             reset_at: Duration::ZERO,
             probe_every: Duration::from_secs(5 * 60),
+            tripped: Arc::new(AtomicBool::new(false)),
             state: Arc::new(Mutex::new(None)),
         }
     }
@@ -265,12 +269,16 @@ impl DailyLimitBreaker {
     }
 
     pub(crate) fn gate(&self) -> Gate {
+        if !self.tripped.load(Ordering::Acquire) {
+            return Gate::Open;
+        }
         let mut state = self.lock();
         let Some(tripped) = state.as_mut() else {
             return Gate::Open;
         };
         if SystemTime::now() >= tripped.until {
             *state = None;
+            self.tripped.store(false, Ordering::Release);
             return Gate::Open;
         }
         let now = Instant::now();
@@ -292,11 +300,16 @@ impl DailyLimitBreaker {
             until,
             last_probe: Instant::now(),
         });
+        self.tripped.store(true, Ordering::Release);
     }
 
     /// A request got an answer other than the daily limit.
     pub(crate) fn close(&self) {
+        if !self.tripped.load(Ordering::Acquire) {
+            return;
+        }
         let mut state = self.lock();
+        self.tripped.store(false, Ordering::Release);
         if state.take().is_some() {
             tracing::info!("the daily request limit has lifted");
         }
