@@ -135,12 +135,13 @@ impl ClientHooks<Inner> for Client {
             max_body: inner.max_body,
             exposure: AtomicU8::new(Outcome::NotSent as u8),
         };
-        let run = execute(self.client(), inner, request, &call, deadline);
         // With the client's own attempt timeout known, the loop bounds every wait by the
-        // deadline itself (see `execute`), and no timer wraps the call.
+        // deadline itself (see `execute`), and no timer wraps the call. (The future is awaited
+        // where it is made: moving it first would copy the whole state machine.)
         if inner.attempt_timeout.is_some() {
-            return run.await;
+            return execute(self.client(), inner, request, &call, deadline).await;
         }
+        let run = execute(self.client(), inner, request, &call, deadline);
         match tokio::time::timeout_at(deadline, run).await {
             Ok(result) => result,
             Err(_) => call.out_of_budget(inner.budget, None).await,
@@ -300,15 +301,16 @@ async fn execute(
             unreachable!("the original is taken only for an attempt after which the loop ends")
         };
         let token = match auth {
-            // Without a timer around the call, the wait for a login is bounded here. A token in
-            // the cache arrives on the first poll, before the timer is ever armed.
-            Some(cache) if inner.attempt_timeout.is_some() => {
-                match tokio::time::timeout_at(deadline, cache.get()).await {
+            // Without a timer around the call, the wait for a login is bounded here; a fresh
+            // token in the cache needs no timer at all.
+            Some(cache) if inner.attempt_timeout.is_some() => match cache.fresh() {
+                Some(token) => Some(token),
+                None => match tokio::time::timeout_at(deadline, cache.get()).await {
                     Ok(Ok(token)) => Some(token),
                     Ok(Err(e)) => return login_failure(e, inner.login_url.as_ref()).await,
                     Err(_) => return call.out_of_budget(inner.budget, None).await,
-                }
-            }
+                },
+            },
             Some(cache) => match cache.get().await {
                 Ok(token) => Some(token),
                 Err(e) => return login_failure(e, inner.login_url.as_ref()).await,

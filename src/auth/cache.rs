@@ -182,6 +182,17 @@ impl TokenCache {
         result.unwrap_or_else(|| Err(ended_without_result()))
     }
 
+    /// The cached token when it is fresh (before its refresh time): the common case, without
+    /// the machinery of [`TokenCache::get`].
+    pub(crate) fn fresh(&self) -> Option<Token> {
+        let state = self.shared.lock();
+        let cached = state.current.as_ref()?;
+        cached
+            .refresh_at
+            .is_none_or(|at| Instant::now() < at)
+            .then(|| cached.token.clone())
+    }
+
     /// Waits until no refresh is in flight (for tests that drive time by hand).
     #[cfg(test)]
     pub(crate) async fn settled(&self) {
