@@ -27,7 +27,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use comm100::generated::ClientCustomerSegmentsExt as _;
-use comm100_sandbox::{Controls, Sandbox, SandboxConfig};
+use comm100_sandbox::{Controls, Sandbox};
 
 /// The name of the sandbox's thread, by which its CPU time is told from the client's.
 const SANDBOX_THREAD: &str = "storm-sandbox";
@@ -53,7 +53,13 @@ impl SandboxThread {
                     .build()
                     .unwrap();
                 rt.block_on(async move {
-                    let sandbox = Sandbox::start_with(SandboxConfig::default()).await.unwrap();
+                    let sandbox = Sandbox::builder()
+                        // A thousand callers open a thousand connections at once: more than the sandbox's
+                        // default limit, which would make them queue.
+                        .limits(comm100_sandbox::Limits::default().connections(4096))
+                        .start()
+                        .await
+                        .unwrap();
                     ready_tx
                         .send((sandbox.portal_url(), sandbox.api_url(), sandbox.controls()))
                         .unwrap();

@@ -29,7 +29,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use comm100::prelude::*;
-use comm100_sandbox::{Sandbox, SandboxConfig};
+use comm100_sandbox::Sandbox;
 
 /// What a storm measured.
 #[derive(Debug, Clone)]
@@ -81,7 +81,12 @@ pub async fn run_storm(
     concurrent: usize,
     expiry: Expiry,
 ) -> Result<StormReport, Box<dyn std::error::Error>> {
-    let sandbox = Sandbox::start_with(SandboxConfig::default()).await?;
+    let sandbox = Sandbox::builder()
+        // A thousand callers open a thousand connections at once: more than the sandbox's
+        // default limit, which would make them queue.
+        .limits(comm100_sandbox::Limits::default().connections(4096))
+        .start()
+        .await?;
     let controls = sandbox.controls();
     // The first token: already expired (a zero lifetime issues `exp == now`), or short-lived.
     controls.set_token_lifetime(match expiry {
@@ -141,7 +146,12 @@ pub async fn run_failing_login_storm(
     concurrent: usize,
     failure: LoginFailure,
 ) -> Result<StormReport, Box<dyn std::error::Error>> {
-    let sandbox = Sandbox::start_with(SandboxConfig::default()).await?;
+    let sandbox = Sandbox::builder()
+        // A thousand callers open a thousand connections at once: more than the sandbox's
+        // default limit, which would make them queue.
+        .limits(comm100_sandbox::Limits::default().connections(4096))
+        .start()
+        .await?;
     let controls = sandbox.controls();
     let password = match failure {
         LoginFailure::WrongPassword => "not-the-password",

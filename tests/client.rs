@@ -92,7 +92,13 @@ async fn logs_in_lazily_once_and_runs_every_operation() {
 /// the new token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_callers_share_one_refresh() {
-    let sb = Sandbox::start().await.unwrap();
+    // A thousand connections at once: more than the sandbox's default limit, which would make
+    // them queue.
+    let sb = Sandbox::builder()
+        .limits(comm100_sandbox::Limits::default().connections(4096))
+        .start()
+        .await
+        .unwrap();
     let ctl = sb.controls();
     let c100 = client_for(&sb).build().unwrap();
     // The first token is born expired; the next lives two hours.
