@@ -43,11 +43,15 @@ struct Cli {
     /// Read the profile's password from the first line of stdin.
     #[arg(long, global = true)]
     password_stdin: bool,
+    /// Run `login`, `segments plan` or `segments apply` once per profile of the config file,
+    /// in name order, stopping at the first failure.
+    #[arg(long, global = true, conflicts_with_all = ["profile", "password_stdin"])]
+    all_profiles: bool,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 enum Command {
     /// Logs in, and says when the token expires.
     Login,
@@ -69,7 +73,7 @@ enum Command {
     Segments(SegmentsCommand),
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 enum SegmentsCommand {
     /// Prints the site's segments keyed by name, in a stable order, server defaults left out.
     Export {
@@ -253,9 +257,37 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             "--json-body - and --password-stdin both read stdin: give one of them",
         ));
     }
-    match cli.command {
+    if !cli.all_profiles {
+        return run_site(cli.command, &source).await;
+    }
+    match &cli.command {
+        Command::Login | Command::Segments(SegmentsCommand::Plan { out: None, .. }) => {}
+        Command::Segments(SegmentsCommand::Apply { plan: None, .. }) => {}
+        _ => {
+            return Err(CliError::local(
+                "--all-profiles works with login, segments plan (without --out) and segments apply (without --plan)",
+            ));
+        }
+    }
+    let config = creds::load_config(source.config.as_deref())?;
+    let mut code = 0;
+    for name in config.profiles.keys() {
+        println!("== {name}");
+        let site = creds::Source {
+            profile: Some(name.clone()),
+            ..source.clone()
+        };
+        // The worst code wins: 2 (changes) from any site's plan survives a later site's 0.
+        code = code.max(run_site(cli.command.clone(), &site).await?);
+    }
+    Ok(code)
+}
+
+/// One command against one site.
+async fn run_site(command: Command, source: &creds::Source) -> Result<u8, CliError> {
+    match command {
         Command::Login => {
-            let (c100, site) = creds::client(&source)?;
+            let (c100, site) = creds::client(source)?;
             login(&c100, &site).await?;
         }
         Command::Api {
@@ -264,12 +296,12 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             json_body,
             format,
         } => {
-            let (c100, _) = creds::client(&source)?;
+            let (c100, _) = creds::client(source)?;
             let body = json_body.as_deref().map(read_body).transpose()?;
             api(&c100, method, &path, body, Format::resolve(format)).await?;
         }
         Command::Segments(SegmentsCommand::Export { format }) => {
-            let (c100, _) = creds::client(&source)?;
+            let (c100, _) = creds::client(source)?;
             print!("{}", segments::export(&c100, format).await?);
         }
         Command::Segments(SegmentsCommand::Plan {
@@ -279,7 +311,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             out,
         }) => {
             let wanted = segments::read_file(&file)?;
-            let (c100, site) = creds::client(&source)?;
+            let (c100, site) = creds::client(source)?;
             let steps = segments::plan(&c100, &wanted, prune).await?;
             print!("{}", segments::describe(&steps));
             if let Some(out) = out {
@@ -300,7 +332,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             prune,
             yes,
         }) => {
-            let (c100, site) = creds::client(&source)?;
+            let (c100, site) = creds::client(source)?;
             let steps = match (file, plan) {
                 (_, Some(plan)) => {
                     let saved = segments::SavedPlan::load(&plan)?;

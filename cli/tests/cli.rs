@@ -412,3 +412,55 @@ async fn comm100_at(port: u16, args: &[&str]) -> Run {
         stderr: String::from_utf8(output.stderr).unwrap(),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_profiles_plan_and_apply_per_site() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let other_site = DEFAULT_SITE_ID + 1;
+    sandbox
+        .controls()
+        .add_agent("other@example.com", DEFAULT_PASSWORD, other_site);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    let mut text = String::from("profiles:\n");
+    for (name, email, site) in [
+        ("first", DEFAULT_EMAIL, DEFAULT_SITE_ID),
+        ("second", "other@example.com", other_site),
+    ] {
+        text += &format!(
+            "  {name}:\n    portal_url: {}\n    api_url: {}\n    email: {email}\n    site_id: {site}\n    password_env: CLI_TEST_PASSWORD\n",
+            sandbox.portal_url(),
+            sandbox.api_url()
+        );
+    }
+    std::fs::write(&config, text).unwrap();
+    let file = dir.path().join("segments.yaml");
+    let segments = json!({"segments": {"Everywhere": {"conditions": [condition("/all")]}}});
+    std::fs::write(&file, serde_norway::to_string(&segments).unwrap()).unwrap();
+    let all = ["--all-profiles", "--config", config.to_str().unwrap()];
+    let file_arg = file.to_str().unwrap();
+
+    let plan = run_plan(&sandbox, file_arg, &all).await;
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    let expected = format!(
+        "== first\n+ create `Everywhere`\n    conditions: {0}\nPlan: 1 to create, 0 to update, 0 to delete.\n== second\n+ create `Everywhere`\n    conditions: {0}\nPlan: 1 to create, 0 to update, 0 to delete.\n",
+        json!([condition("/all")])
+    );
+    assert_eq!(plan.stdout, expected);
+
+    sandbox.controls().clear_requests();
+    let apply = run_apply(&sandbox, file_arg, &all).await;
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert_eq!(writes(&sandbox).len(), 2);
+    for site in [DEFAULT_SITE_ID, other_site] {
+        let names: Vec<_> = sandbox
+            .controls()
+            .segments(site)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, [Some("Everywhere".to_string())], "site {site}");
+    }
+    let plan = run_plan(&sandbox, file_arg, &all).await;
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+}
