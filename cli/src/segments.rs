@@ -257,10 +257,14 @@ pub async fn plan(c100: &Comm100, file: &SegmentsFile, prune: bool) -> Result<Ve
     let mut steps = Vec::new();
     for (name, fields) in &file.segments {
         match by_name.get(name.as_str()).map(Vec::as_slice) {
-            None | Some([]) => steps.push(Step::Create {
-                name: name.clone(),
-                fields: fields.clone(),
-            }),
+            None | Some([]) => {
+                // Refused now rather than midway through an apply.
+                create_input(name, fields)?;
+                steps.push(Step::Create {
+                    name: name.clone(),
+                    fields: fields.clone(),
+                })
+            }
             Some([one]) => {
                 let mut changes = Vec::new();
                 diff(&one.raw, fields, "", &mut changes);
@@ -283,10 +287,18 @@ pub async fn plan(c100: &Comm100, file: &SegmentsFile, prune: bool) -> Result<Ve
         }
     }
     if prune {
-        let mut gone: Vec<&Live> = live
-            .iter()
-            .filter(|s| !file.segments.contains_key(&s.name))
-            .collect();
+        let mut gone: Vec<&Live> = Vec::new();
+        for segment in live.iter().filter(|s| !file.segments.contains_key(&s.name)) {
+            // A file cannot name it, so it would be deleted by every prune: left alone.
+            if segment.name.trim().is_empty() {
+                eprintln!(
+                    "warning: segment {} has no name; --prune leaves it",
+                    segment.id
+                );
+            } else {
+                gone.push(segment);
+            }
+        }
         gone.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
         steps.extend(gone.into_iter().map(|s| Step::Delete { live: s.clone() }));
     }
@@ -372,6 +384,34 @@ fn sign(step: &Step) -> char {
     }
 }
 
+/// The typed body of a create, which the reconciling create needs; fields the spec does not
+/// describe ride in its `extra`. A body the typed form would send altered is refused rather
+/// than sent so.
+fn create_input(
+    name: &str,
+    fields: &Map<String, Value>,
+) -> Result<types::CustomerSegmentInput, CliError> {
+    let mut body = fields.clone();
+    body.insert("name".into(), Value::String(name.to_string()));
+    let body = Value::Object(body);
+    let input: types::CustomerSegmentInput = serde_json::from_value(body.clone())
+        .map_err(|e| CliError::local(format!("segment `{name}`: {e}")))?;
+    let sent = serde_json::to_value(&input).map_err(|e| CliError::local(e.to_string()))?;
+    if sent != body {
+        let lost: Vec<&String> = body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| sent.get(k.as_str()) != Some(*v))
+            .map(|(k, _)| k)
+            .collect();
+        return Err(CliError::local(format!(
+            "segment `{name}`: a create would not send {lost:?} as written; create it with `comm100 api POST` and manage it from then on"
+        )));
+    }
+    Ok(input)
+}
+
 /// Refuses a step whose segment changed since the plan read it.
 async fn unchanged_since_plan(c100: &Comm100, live: &Live) -> Result<Map<String, Value>, CliError> {
     let fresh = read_one(c100, &live.id).await?;
@@ -387,10 +427,7 @@ async fn unchanged_since_plan(c100: &Comm100, live: &Live) -> Result<Map<String,
 async fn carry_out(c100: &Comm100, step: &Step) -> Result<(), CliError> {
     match step {
         Step::Create { name, fields } => {
-            let mut body = fields.clone();
-            body.insert("name".into(), Value::String(name.clone()));
-            let input: types::CustomerSegmentInput = serde_json::from_value(Value::Object(body))
-                .map_err(|e| CliError::local(format!("segment `{name}`: {e}")))?;
+            let input = create_input(name, fields)?;
             match c100
                 .create_customer_segment_reconciled(input)
                 .await

@@ -269,6 +269,8 @@ async fn prune_deletes_only_when_asked_and_twins_are_refused() {
     let sandbox = Sandbox::start().await.unwrap();
     insert_raw(&sandbox, "Keep");
     let gone = insert_raw(&sandbox, "Gone");
+    // No file can name it, so no prune deletes it.
+    insert_raw(&sandbox, "  ");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("segments.json");
     let file_arg = file.to_str().unwrap();
@@ -295,6 +297,20 @@ async fn prune_deletes_only_when_asked_and_twins_are_refused() {
         writes(&sandbox),
         [format!("DELETE /api/v3/livechat/customerSegments/{gone}")]
     );
+
+    // A create carries a field the spec does not describe.
+    let mut with_unknown = exported.clone();
+    with_unknown["segments"]["Fresh"] = json!({"conditions": [condition("/f")], "priority": 1});
+    std::fs::write(&file, with_unknown.to_string()).unwrap();
+    let created = run_apply(&sandbox, file_arg, &[]).await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let fresh = sandbox
+        .controls()
+        .segments(DEFAULT_SITE_ID)
+        .into_iter()
+        .find(|s| s.name.as_deref() == Some("Fresh"))
+        .unwrap();
+    assert_eq!(fresh.raw["priority"], 1);
 
     // Two live segments named as one the file manages: refused before anything is sent.
     insert_raw(&sandbox, "Keep");
