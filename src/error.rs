@@ -218,10 +218,12 @@ impl Error {
     }
 }
 
-/// What every operation error can tell about itself.
+/// What every operation error can tell about itself. Deprecated: [`ApiError`](crate::ApiError)
+/// says the same with one `is_retryable()`; `.call()` returns it, and `ApiError::from(err)`
+/// converts an error of `send()`.
 ///
-/// Implemented for the generated operations' error type, `progenitor_client::Error<types::Error>`
-/// (also [`RawError`](crate::RawError)). The hooks normalise every error response before
+/// Implemented for the generated operations' error type, `progenitor_client::Error<types::Error>`,
+/// which `send()` returns. The hooks normalise every error response before
 /// progenitor decodes it, so an error body that was not JSON (an HTML page, an empty body,
 /// Comm100's relaxed `{ code: 400000, message: "…" }`) still arrives as an `ErrorResponse`
 /// with its status, never as a decoding failure.
