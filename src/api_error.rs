@@ -278,7 +278,12 @@ impl From<Error> for ApiError {
                 Error::Login { code, .. } => *code,
                 _ => None,
             },
-            message: error.to_string(),
+            // The status and code are shown beside the message: the login's own message only.
+            message: match &error {
+                Error::Login { message, .. } => format!("could not log in: {message}"),
+                e if e.is_login() => format!("could not log in: {e}"),
+                e => e.to_string(),
+            },
             retry_after: error.retry_after(),
             operation_id: login.then(|| LOGIN_OPERATION.to_string()),
             source: Some(Source::Ours(error)),

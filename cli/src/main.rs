@@ -194,7 +194,10 @@ fn read_body(source: &std::path::Path) -> Result<Value, CliError> {
 }
 
 async fn login(c100: &Comm100, site: &str) -> Result<(), CliError> {
-    let expires = c100.login().await.map_err(CliError::Sdk)?;
+    let expires = c100
+        .login()
+        .await
+        .map_err(|e| CliError::Api(ApiError::from(e)))?;
     match expires {
         Some(at) => {
             let left = at

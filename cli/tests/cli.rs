@@ -372,11 +372,13 @@ async fn profiles_login_and_exit_codes() {
     .await;
     assert_eq!(stdin_login.code, 0, "{}", stdin_login.stderr);
 
-    // A wrong password is a refusal: 3, and the message says the login failed.
+    // A wrong password is a refusal: 3, and the one-line ApiError says the login failed.
     let wrong = comm100(&sandbox, &stdin_login_args, Some("not-the-password\n")).await;
     assert_eq!(wrong.code, 3, "{}", wrong.stderr);
     assert!(
-        wrong.stderr.starts_with("error: login failed with HTTP 4"),
+        wrong
+            .stderr
+            .starts_with("error: generate_jwt_token: HTTP 401 (code 401000): could not log in:"),
         "{}",
         wrong.stderr
     );
