@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::generated::{types, ClientCustomerSegmentsExt as _};
 use crate::{ApiError, Comm100, Outcome};
 
-/// The server's defaults for fields a create leaves out (`../shared/reference`: color
+/// The server's defaults for fields a create leaves out (`docs/reference/`: color
 /// `339FD9`, `isEnable` false, `conditionMetType` `all`).
 fn server_defaults() -> [(&'static str, Value); 3] {
     [
