@@ -34,10 +34,12 @@ async fn two_clients_sharing_a_budget_never_exceed_it_together() {
         .unwrap();
     let ctl = sb.controls();
     // The server allows a burst of 4, then one request every 40 ms, per address: both
-    // clients come from 127.0.0.1. The budget says the same.
+    // clients come from 127.0.0.1. The budget sits a little under it, as one should: the
+    // server's bucket runs on its own clock, and a loaded machine delivers requests late and
+    // together.
     let every = Duration::from_millis(40);
     ctl.set_rate_limit(Some(RateLimit::new(4, every)));
-    let budget = RateBudget::new(4, every);
+    let budget = RateBudget::new(3, every.mul_f64(1.1));
     let a = client(&sb, "a@example.com", 1, Some(&budget));
     let b = client(&sb, "b@example.com", 2, Some(&budget));
     let calls = (0..15)
