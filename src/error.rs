@@ -129,6 +129,9 @@ pub enum Error {
         operation_id: &'static str,
         /// What the server may have done.
         outcome: Outcome,
+        /// Whether sending the request again may succeed without doing anything twice, as
+        /// the hooks decided it (see [`Outcome`]).
+        retryable: bool,
         /// What failed.
         #[source]
         cause: Box<Error>,
@@ -170,10 +173,7 @@ impl Error {
             | Error::Transport(_)
             | Error::OperationTimeout(_)
             | Error::RateBudget { .. } => true,
-            // An operation that may have acted is not repeated blindly (see `Outcome`).
-            Error::Classified { outcome, cause, .. } => {
-                !outcome.may_have_acted() && cause.is_retryable()
-            }
+            Error::Classified { retryable, .. } => *retryable,
             _ => false,
         }
     }

@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorDetails, LOGIN_OPERATION};
 use crate::generated::Client;
 use crate::limits::{DailyLimitBreaker, Gate, RateBudget};
 use crate::outcome::{
-    decide, is_idempotent, is_transient_status, Answer, Outcome, Situation, Step,
+    decide, is_idempotent, is_transient_status, may_send_again, Answer, Outcome, Situation, Step,
 };
 use crate::retry::{self, RetryPolicy};
 
@@ -181,10 +181,11 @@ impl Call {
         cause: Error,
         url: Option<&Url>,
     ) -> reqwest::Result<Response> {
-        let retryable = self.retryable(outcome) && cause.is_retryable();
+        let retryable = may_send_again(outcome, self.idempotent) && cause.is_retryable();
         let error = Error::Classified {
             operation_id: self.operation_id,
             outcome,
+            retryable,
             cause: Box::new(cause),
         };
         if retryable {
@@ -208,12 +209,6 @@ impl Call {
         );
         self.fail(outcome, Error::OperationTimeout(budget), url)
             .await
-    }
-
-    /// Whether a failure without an answer may be retried: nothing was done, or the request
-    /// is idempotent and it is unknown whether it was. Never after a success.
-    fn retryable(&self, outcome: Outcome) -> bool {
-        !outcome.may_have_acted() || (self.idempotent && outcome == Outcome::Unknown)
     }
 }
 
@@ -559,7 +554,7 @@ async fn give_up(
             );
             // A failure that may be retried keeps reqwest's own error, for `is_timeout()` and
             // the like.
-            if call.retryable(outcome) {
+            if may_send_again(outcome, call.idempotent) {
                 return Err(error);
             }
             let url = error.url().cloned();

@@ -166,6 +166,14 @@ pub(crate) fn is_transient_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
 
+/// Whether a failed request may be sent again by its caller without doing anything twice:
+/// nothing was done, or it is unknown whether it was and the request is idempotent. Never after
+/// a success (`Performed`): that failure is the answer's, not the request's. The loop's own
+/// resends follow [`decide`], which also reads a cut success of an idempotent request again.
+pub(crate) fn may_send_again(outcome: Outcome, idempotent: bool) -> bool {
+    !outcome.may_have_acted() || (idempotent && outcome == Outcome::Unknown)
+}
+
 /// The rule of the retry loop. See the README's decision table, which says the same.
 pub(crate) fn decide(s: &Situation<'_>) -> Step {
     let outcome = s.answer.outcome();
