@@ -296,20 +296,24 @@ async fn execute(
             unreachable!("the original is taken only for an attempt after which the loop ends")
         };
         let token = match auth {
-            // Without a timer around the call, the wait for a login is bounded here; a fresh
-            // token in the cache needs no timer at all.
-            Some(cache) if inner.attempt_timeout.is_some() => match cache.fresh() {
-                Some(token) => Some(token),
-                None => match tokio::time::timeout_at(deadline, cache.get()).await {
-                    Ok(Ok(token)) => Some(token),
-                    Ok(Err(e)) => return login_failure(e, inner.login_url.as_ref()).await,
-                    Err(_) => return call.out_of_budget(inner.budget, None).await,
-                },
-            },
-            Some(cache) => match cache.get().await {
-                Ok(token) => Some(token),
-                Err(e) => return login_failure(e, inner.login_url.as_ref()).await,
-            },
+            Some(cache) => {
+                // A fresh token needs no wait. Without a timer around the call, the wait for a
+                // login is bounded here.
+                let got = match cache.fresh() {
+                    Some(token) => Ok(token),
+                    None if inner.attempt_timeout.is_some() => {
+                        match tokio::time::timeout_at(deadline, cache.get()).await {
+                            Ok(got) => got,
+                            Err(_) => return call.out_of_budget(inner.budget, None).await,
+                        }
+                    }
+                    None => cache.get().await,
+                };
+                match got {
+                    Ok(token) => Some(token),
+                    Err(e) => return login_failure(e, inner.login_url.as_ref()).await,
+                }
+            }
             None => None,
         };
         if let Some(token) = &token {

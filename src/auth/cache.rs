@@ -94,6 +94,13 @@ struct Cached {
     expires_at: Option<Instant>,
 }
 
+impl Cached {
+    /// Before its refresh time: handed out as it is.
+    fn fresh(&self, now: Instant) -> bool {
+        self.refresh_at.is_none_or(|at| now < at)
+    }
+}
+
 struct Failure {
     error: Error,
     /// Failed logins in a row.
@@ -140,7 +147,7 @@ impl TokenCache {
             let now = Instant::now();
             let mut valid = None;
             if let Some(cached) = &state.current {
-                if cached.refresh_at.is_none_or(|at| now < at) {
+                if cached.fresh(now) {
                     return Ok(cached.token.clone());
                 }
                 // In the refresh buffer: still valid until it expires.
@@ -187,10 +194,7 @@ impl TokenCache {
     pub(crate) fn fresh(&self) -> Option<Token> {
         let state = self.shared.lock();
         let cached = state.current.as_ref()?;
-        cached
-            .refresh_at
-            .is_none_or(|at| Instant::now() < at)
-            .then(|| cached.token.clone())
+        cached.fresh(Instant::now()).then(|| cached.token.clone())
     }
 
     /// Waits until no refresh is in flight (for tests that drive time by hand).
