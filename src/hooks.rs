@@ -578,18 +578,13 @@ async fn give_up(
 /// the server's status in [`ORIGINAL_STATUS_HEADER`] and [`OUTCOME_HEADER`] saying that an
 /// earlier attempt most probably did it.
 fn done_earlier(response: &mut Response, operation_id: &'static str) -> Response {
-    let sent = response.status();
     let status = documented_success(operation_id)
         .and_then(|(status, _)| StatusCode::from_u16(status).ok())
         .unwrap_or(StatusCode::NO_CONTENT);
-    let mut done = body::with_body(status, response, reqwest::Body::from(bytes::Bytes::new()));
+    let mut done = rebuilt(status, response, bytes::Bytes::new());
     let headers = done.headers_mut();
     headers.remove(reqwest::header::CONTENT_LENGTH);
     headers.remove(reqwest::header::CONTENT_TYPE);
-    headers.insert(
-        HeaderName::from_static(ORIGINAL_STATUS_HEADER),
-        HeaderValue::from(sent.as_u16()),
-    );
     headers.insert(
         HeaderName::from_static(OUTCOME_HEADER),
         HeaderValue::from_static(DONE_BY_EARLIER_ATTEMPT),
@@ -714,7 +709,8 @@ async fn read_success(
     Ok(rebuilt(status, &mut response, bytes))
 }
 
-/// Another `2xx` as the documented `status`, with the server's in [`ORIGINAL_STATUS_HEADER`].
+/// The response as the documented `status`, with `body`, and the status the server sent in
+/// [`ORIGINAL_STATUS_HEADER`]: another `2xx`, or the `404` of [`done_earlier`].
 fn rebuilt(status: StatusCode, response: &mut Response, body: bytes::Bytes) -> Response {
     let sent = response.status();
     let mut rebuilt = body::with_body(status, response, reqwest::Body::from(body));
