@@ -261,19 +261,8 @@ async fn a_retry_is_an_event_and_the_resend_is_counted() {
 
 /// A subscriber that writes every event and span close, with fields, into `buffer`.
 fn recorder(buffer: Arc<Mutex<Vec<u8>>>) -> impl tracing::Subscriber + Send + Sync {
-    #[derive(Clone)]
-    struct Writer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Writer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     tracing_subscriber::fmt()
-        .with_writer(move || Writer(buffer.clone()))
+        .with_writer(move || common::LogBuffer(buffer.clone()))
         .with_max_level(tracing::Level::TRACE)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_ansi(false)

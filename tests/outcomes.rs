@@ -27,6 +27,8 @@ use comm100_sandbox::{
 };
 use serde_json::json;
 
+mod common;
+
 /// The budget of every call; a cell fails if its call takes longer than this and a margin for
 /// a loaded machine.
 const BUDGET: Duration = Duration::from_secs(2);
@@ -418,19 +420,8 @@ fn every_operation_against_every_fault_and_token_host_mode() {
 fn recorder(buffer: Arc<Mutex<Vec<u8>>>) -> impl tracing::Subscriber + Send + Sync {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::Layer as _;
-    #[derive(Clone)]
-    struct Writer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Writer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let layer = tracing_subscriber::fmt::layer()
-        .with_writer(move || Writer(buffer.clone()))
+        .with_writer(move || common::LogBuffer(buffer.clone()))
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_ansi(false)
         .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
