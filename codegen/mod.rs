@@ -243,13 +243,6 @@ const REWRITES: &[(&str, &str, &str)] = &[
         "the generated code no longer adds the `api-version` header this way",
     ),
     (
-        // Without `api-version`, an operation without header parameters merges an empty map,
-        // which then needs no allocation.
-        "let mut header_map = :: reqwest :: header :: HeaderMap :: with_capacity (1usize) ;",
-        "# [allow (unused_mut)] let mut header_map = :: reqwest :: header :: HeaderMap :: new () ;",
-        "the generated code no longer starts its header map with room for `api-version` alone",
-    ),
-    (
         // progenitor's `ResponseValue::from_response` keeps the whole body in
         // `InvalidResponsePayload`, whose `Display` prints it; `crate::hooks::decode_response`
         // has the same signature and keeps a bounded snippet instead.
@@ -306,9 +299,41 @@ fn rewrite(
         text = text.replace(from, to);
     }
     let text = types::plain_messages(&text, spec).map_err(CodegenError::Progenitor)?;
+    let text = types::min_items(&text, spec).map_err(CodegenError::Progenitor)?;
+    let text = without_empty_header_maps(text)?;
     let text = uuid_paths(text, spec);
     text.parse()
         .map_err(|e: proc_macro2::LexError| CodegenError::Progenitor(e.to_string()))
+}
+
+/// Without `api-version`, an operation with no header parameter of its own would build an
+/// empty header map and merge it into the request (three hundred instructions a call): its map,
+/// made with room for `api-version` alone, and the merge that follows it are left out. An
+/// operation with header parameters keeps both.
+fn without_empty_header_maps(text: String) -> Result<String, CodegenError> {
+    const EMPTY: &str =
+        "let mut header_map = :: reqwest :: header :: HeaderMap :: with_capacity (1usize) ;";
+    const MERGE: &str = ". headers (header_map)";
+    if !text.contains(EMPTY) {
+        return Err(CodegenError::Progenitor(
+            "the generated code no longer starts its header map with room for `api-version` alone; update `without_empty_header_maps` in codegen/mod.rs".into(),
+        ));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(EMPTY) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + EMPTY.len()..];
+        let merge = rest.find(MERGE).ok_or_else(|| {
+            CodegenError::Progenitor(
+                "an operation builds a header map that it never merges; update `without_empty_header_maps` in codegen/mod.rs".into(),
+            )
+        })?;
+        out.push_str(&rest[..merge]);
+        rest = &rest[merge + MERGE.len()..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// A path parameter that the spec types as a UUID goes into the URL by its `Display`, which is

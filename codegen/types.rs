@@ -383,3 +383,59 @@ fn enum_items(def: &TypeDef, surface: &Surface) -> Option<Vec<proc_macro2::Token
     }
     Some(items)
 }
+
+/// typify does not enforce `minItems`: each array property of an object schema that has one
+/// is checked in the conversion from the type's builder, which every operation body goes
+/// through in `send`, so a short list is refused before anything is serialised or sent. The
+/// message is `field: reason`, like the other refusals. Returns the rewritten text.
+pub fn min_items(text: &str, spec: &OpenAPI) -> Result<String, String> {
+    let Some(components) = &spec.components else {
+        return Ok(text.to_owned());
+    };
+    let mut text = text.to_owned();
+    for (name, schema) in &components.schemas {
+        let ReferenceOr::Item(schema) = schema else {
+            continue;
+        };
+        let SchemaKind::Type(openapiv3::Type::Object(object)) = &schema.schema_kind else {
+            continue;
+        };
+        for (property, items) in &object.properties {
+            let ReferenceOr::Item(items) = items else {
+                continue;
+            };
+            let SchemaKind::Type(openapiv3::Type::Array(array)) = &items.schema_kind else {
+                continue;
+            };
+            let Some(least) = array.min_items.filter(|&n| n > 0) else {
+                continue;
+            };
+            let conversion =
+                format!("impl :: std :: convert :: TryFrom < {name} > for super :: {name} {{");
+            let field = snake(property);
+            let take = format!("{field} : value . {field} ?");
+            let start = text.find(&conversion).ok_or_else(|| {
+                format!(
+                    "`{name}.{property}` has minItems, but typify wrote no builder conversion for `{name}` to check it in"
+                )
+            })?;
+            // Within this conversion: up to the next item.
+            let end = text[start + conversion.len()..]
+                .find("impl ")
+                .map_or(text.len(), |i| start + conversion.len() + i);
+            let at = text[start..end]
+                .find(&take)
+                .map(|i| start + i)
+                .ok_or_else(|| {
+                    format!(
+                        "the builder conversion of `{name}` no longer takes `{field}` as `{take}`; teach `min_items` its new shape"
+                    )
+                })?;
+            let checked = format!(
+                "{field} : crate :: segments :: min_items (value . {field} ? , {least}usize , {property:?}) ?"
+            );
+            text.replace_range(at..at + take.len(), &checked);
+        }
+    }
+    Ok(text)
+}

@@ -502,7 +502,7 @@ mod tests {
     fn local_refusals_name_their_field() {
         assert_eq!(field_of("name: must not be blank").as_deref(), Some("name"));
         assert_eq!(
-            field_of("conditions: a customer segment needs at least one condition").as_deref(),
+            field_of("conditions: must hold at least one item").as_deref(),
             Some("conditions")
         );
         assert_eq!(

@@ -329,7 +329,11 @@ impl Comm100Builder {
 
     /// The timeout of each request, from sending it to the end of its body (15 s by default).
     /// It applies to the client this builder makes, and to one made from
-    /// [`Self::http_client_builder`]; a client given to [`Self::http_client`] keeps its own.
+    /// [`Self::http_client_builder`].
+    ///
+    /// A client given to [`Self::http_client`] keeps its own timeout unless this is set too;
+    /// then this one bounds every request the operations send (reqwest lets a request's
+    /// timeout replace the client's), and the operation's budget needs no timer of its own.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -376,7 +380,9 @@ impl Comm100Builder {
     /// Its settings are yours, so set what the default client has:
     /// * timeouts (the default has 15 s to connect and 15 s per request): without them an
     ///   operation can wait forever on a server that never answers; a login is still bounded
-    ///   by [`Self::login_timeout`];
+    ///   by [`Self::login_timeout`]. State the request timeout with [`Self::timeout`] as well:
+    ///   the operations' requests then carry it, and each call saves the timer that otherwise
+    ///   enforces [`Self::operation_timeout`] around a client whose timeout it cannot read;
     /// * redirects only within one origin, with [`same_origin_redirects`]: reqwest's default
     ///   follows a `307` to any host and re-sends the body, which for the login holds the
     ///   password.
@@ -391,6 +397,7 @@ impl Comm100Builder {
     ///     .portal("portal1.comm100.io")
     ///     .static_token("eyJ...")
     ///     .http_client(http)
+    ///     .timeout(std::time::Duration::from_secs(15))
     ///     .build()?;
     /// # let _ = c100;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -463,9 +470,10 @@ impl Comm100Builder {
         };
         let login_timeout = self.login_timeout.unwrap_or(DEFAULT_LOGIN_TIMEOUT);
         let retry = self.retry.unwrap_or_default();
-        // A client of the user's keeps its own timeout, which this crate cannot read.
+        // A client of the user's keeps its own timeout, which this crate cannot read, unless
+        // the user states one: each attempt then carries it (see `hooks::execute`).
         let (http, attempt_timeout) = match (self.http, self.http_builder) {
-            (Some(http), _) => (http, None),
+            (Some(http), _) => (http, self.timeout),
             (None, builder) => {
                 let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
                 let http = with_rules(

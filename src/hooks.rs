@@ -58,10 +58,10 @@ pub struct Inner {
     pub(crate) user_agent: HeaderValue,
     /// The login's password, redacted from every message a server sends back.
     pub(crate) password: Option<crate::SensitiveString>,
-    /// The HTTP client's timeout of one request, when this crate built the client and so
-    /// knows it: each attempt then carries the smaller of it and the budget's time left, and
-    /// no timer wraps the call. `None`: a client of the user's, whose timeout is unknown, and
-    /// a timer bounds the call.
+    /// The timeout of one request, when this crate built the client or the user stated it
+    /// beside a client of their own: each attempt then carries the smaller of it and the
+    /// budget's time left, and no timer wraps the call. `None`: a client of the user's, whose
+    /// timeout is unknown, and a timer bounds the call.
     pub(crate) attempt_timeout: Option<Duration>,
     /// The request budget shared with other clients, if any.
     pub(crate) rate: Option<RateBudget>,
@@ -91,9 +91,8 @@ impl ClientHooks<Inner> for Client {
     async fn pre<E>(
         &self,
         request: &mut Request,
-        info: &OperationInfo,
+        _info: &OperationInfo,
     ) -> Result<(), progenitor_client::Error<E>> {
-        check_segment_body(request, info).map_err(progenitor_client::Error::InvalidRequest)?;
         // progenitor's `api-version` header, an Oxide convention, is left out of the generated
         // code (codegen/mod.rs): Comm100 versions by path.
         request
@@ -225,38 +224,6 @@ fn deferred(url: Option<&Url>, error: Error) -> Response {
         .unwrap_or_default();
     response.extensions_mut().insert(Deferred(error));
     Response::from(response)
-}
-
-/// The spec's `minItems: 1` on `conditions`, which progenitor's types do not enforce: refuse
-/// locally, so that nothing is sent.
-fn check_segment_body(request: &Request, info: &OperationInfo) -> Result<(), String> {
-    if !matches!(
-        info.operation_id,
-        "create_customer_segment" | "update_customer_segment"
-    ) {
-        return Ok(());
-    }
-    let Some(bytes) = request.body().and_then(|b| b.as_bytes()) else {
-        return Ok(());
-    };
-    // serde_json writes an empty list as `[]` right after the key: without that text there is
-    // nothing to refuse, and the body need not be parsed again.
-    if memchr::memmem::find(bytes, b"\"conditions\":[]").is_none() {
-        return Ok(());
-    }
-    // Only the length of `conditions` matters: skip everything else while parsing.
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        conditions: Option<Vec<serde::de::IgnoredAny>>,
-    }
-    match serde_json::from_slice::<Probe>(bytes) {
-        Ok(Probe {
-            conditions: Some(c),
-        }) if c.is_empty() => {
-            Err("conditions: a customer segment needs at least one condition".into())
-        }
-        _ => Ok(()),
-    }
 }
 
 /// The retry loop: sends, waits, and does what [`decide`] says after each attempt.

@@ -198,12 +198,43 @@ impl types::CustomerSegmentInput {
     }
 }
 
-/// The words of the hooks' check on a body built some other way (src/hooks.rs).
+/// The words of the generated check of `minItems` (see [`min_items`]) for `conditions`.
 fn no_condition() -> InvalidSegment {
-    invalid(
-        "conditions",
-        "a customer segment needs at least one condition",
-    )
+    invalid("conditions", too_few(1))
+}
+
+/// The spec's `minItems`, which typify does not enforce: `codegen/types.rs` calls this in the
+/// conversion from each builder whose schema has it, so a list that is too short is refused
+/// before anything is sent, as `field: reason`.
+pub(crate) fn min_items<L: Items>(list: L, least: usize, field: &str) -> Result<L, String> {
+    match list.count().is_some_and(|n| n < least) {
+        true => Err(format!("{field}: {}", too_few(least))),
+        false => Ok(list),
+    }
+}
+
+/// A required list, or an optional one, which is not checked when left out.
+pub(crate) trait Items {
+    fn count(&self) -> Option<usize>;
+}
+
+impl<T> Items for Vec<T> {
+    fn count(&self) -> Option<usize> {
+        Some(self.len())
+    }
+}
+
+impl<T> Items for Option<Vec<T>> {
+    fn count(&self) -> Option<usize> {
+        self.as_ref().map(Vec::len)
+    }
+}
+
+fn too_few(least: usize) -> String {
+    match least {
+        1 => "must hold at least one item".to_owned(),
+        n => format!("must hold at least {n} items"),
+    }
 }
 
 impl TryFrom<types::CustomerSegment> for types::CustomerSegmentInput {

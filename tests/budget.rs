@@ -223,3 +223,36 @@ async fn a_per_call_timeout_applies_to_that_call_only() {
     // And the two share one token: no second login.
     assert_eq!(ctl.token_requests(), 1);
 }
+
+/// A client of the user's has a timeout the SDK cannot read; stated with `.timeout`, it bounds
+/// each attempt (and the budget needs no timer of its own), so an attempt that never gets an
+/// answer ends in time for the next one.
+#[tokio::test]
+async fn a_stated_timeout_bounds_each_attempt_of_a_users_client() {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    // No timeout of its own: without the stated one, the hanging attempt would use up the
+    // whole operation budget.
+    let http = reqwest::Client::builder()
+        .redirect(comm100::same_origin_redirects())
+        .build()
+        .unwrap();
+    let c100 = common::client_for(&sb)
+        .http_client(http)
+        .timeout(Duration::from_millis(300))
+        .operation_timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    c100.login().await.unwrap();
+    ctl.fail_next(1, Fault::Hang, Some(Route::List));
+    let listed = c100.client().list_customer_segments().call().await.unwrap();
+    assert_eq!(
+        listed.len(),
+        ctl.segments(comm100_sandbox::DEFAULT_SITE_ID).len()
+    );
+    assert_eq!(
+        count(&ctl, Route::List),
+        2,
+        "the hanging attempt, then the one that succeeded"
+    );
+}
