@@ -9,11 +9,12 @@
 //! `reqwest::Client`, send the same headers (`Accept`, `api-version`, the bearer token from one
 //! login on the canned token route) and decode into the same generated types
 //! (`types::CustomerSegment`, `Vec<types::CustomerSegment>`). The SDK side is a
-//! [`comm100::Comm100`] built with `.static_token(token)`, `.http_client(shared.clone())` and
-//! `.timeout(15 s)`, the shared client's own request timeout stated as that method's docs ask,
-//! so its hooks (auth, retry loop, tracing span, error normalisation) run on every call. With
-//! `OVERHEAD_UNSTATED_TIMEOUT=1` the timeout is not stated, and the SDK bounds each call's
-//! budget with a timer of its own.
+//! [`comm100::Comm100`] built as the README builds one, with `.static_token(token)`: its own
+//! `reqwest::Client`, with the same 15 s timeouts as the raw side's, and its hooks (auth, retry
+//! loop, tracing span, error normalisation) on every call. `OVERHEAD_SDK_CLIENT` measures the
+//! other ways to give it a client: `shared-stated` (the raw side's client, through
+//! `.http_client`, with its timeout stated by `.timeout`) and `shared` (the same, unstated:
+//! the SDK then bounds each call's budget with a timer of its own).
 //!
 //! Operations: get one segment, list 100 segments, list 10,000 segments, create a segment.
 //! This is a bench binary (`harness = false`) with its own timing loop: a warm-up, then samples
@@ -357,7 +358,7 @@ async fn measure(bench: &Bench, op: Op, warmup: usize, samples: usize) -> (Durat
     (median(sdk), median(raw))
 }
 
-/// The shared client's request timeout.
+/// The request and connect timeouts of the raw side's client, which are the SDK's defaults.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn main() {
@@ -368,7 +369,10 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
+        let sdk_client = std::env::var("OVERHEAD_SDK_CLIENT").unwrap_or_else(|_| "own".into());
+        // The SDK's own client's settings: its default timeouts.
         let http = reqwest::Client::builder()
+            .connect_timeout(CLIENT_TIMEOUT)
             .timeout(CLIENT_TIMEOUT)
             .build()
             .unwrap();
@@ -392,13 +396,15 @@ fn main() {
             .into_iter()
             .map(|n| {
                 let api = format!("{base}/{n}/api/v3");
-                let mut sdk = comm100::Comm100::builder()
+                let sdk = comm100::Comm100::builder()
                     .urls(base.clone(), api.clone())
-                    .static_token(token.clone())
-                    .http_client(http.clone());
-                if std::env::var_os("OVERHEAD_UNSTATED_TIMEOUT").is_none() {
-                    sdk = sdk.timeout(CLIENT_TIMEOUT);
-                }
+                    .static_token(token.clone());
+                let sdk = match sdk_client.as_str() {
+                    "own" => sdk,
+                    "shared-stated" => sdk.http_client(http.clone()).timeout(CLIENT_TIMEOUT),
+                    "shared" => sdk.http_client(http.clone()),
+                    other => panic!("OVERHEAD_SDK_CLIENT={other}: use own, shared-stated or shared"),
+                };
                 let sdk = sdk.build().unwrap();
                 (n, Target { sdk, api })
             })

@@ -108,7 +108,8 @@ pub(crate) struct ReadBody(pub(crate) Bytes);
 pub(crate) async fn body_of(mut response: Response) -> reqwest::Result<Bytes> {
     match response.extensions_mut().remove::<ReadBody>() {
         Some(ReadBody(bytes)) => Ok(bytes),
-        None => response.bytes().await,
+        // Boxed: reqwest's read is large, and the common case above never makes it.
+        None => Box::pin(response.bytes()).await,
     }
 }
 
@@ -128,7 +129,8 @@ pub(crate) fn readable(mut response: Response) -> Response {
 /// reqwest makes those only itself: this one is the error of reading a body that fails at once.
 pub(crate) async fn reqwest_error(error: Error, url: Option<&Url>) -> reqwest::Error {
     let body = reqwest::Body::wrap(FailingBody(Some(error)));
-    let failed = match Response::from(http::Response::new(body)).bytes().await {
+    // Boxed, so that the futures of the callers (on the common path too) stay small.
+    let failed = match Box::pin(Response::from(http::Response::new(body)).bytes()).await {
         Err(e) => e,
         Ok(_) => unreachable!("a body whose first frame is an error cannot be read"),
     };

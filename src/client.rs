@@ -8,7 +8,7 @@ use crate::auth::{PasswordLogin, SensitiveString, StaticToken, Token, TokenCache
 use crate::domain::{same_origin, shown_url, Endpoints, HttpPolicy};
 use crate::error::Error;
 use crate::generated;
-use crate::hooks::Inner;
+use crate::hooks::{AttemptTimeout, Inner};
 use crate::retry::RetryPolicy;
 
 /// A configured Comm100 client. Cheap to clone; clones share the token cache.
@@ -473,7 +473,11 @@ impl Comm100Builder {
         // A client of the user's keeps its own timeout, which this crate cannot read, unless
         // the user states one: each attempt then carries it (see `hooks::execute`).
         let (http, attempt_timeout) = match (self.http, self.http_builder) {
-            (Some(http), _) => (http, self.timeout),
+            (Some(http), _) => (
+                http,
+                self.timeout
+                    .map_or(AttemptTimeout::Unknown, AttemptTimeout::Stated),
+            ),
             (None, builder) => {
                 let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
                 let http = with_rules(
@@ -481,7 +485,7 @@ impl Comm100Builder {
                     self.connect_timeout.unwrap_or(DEFAULT_TIMEOUT),
                     timeout,
                 )?;
-                (http, Some(timeout))
+                (http, AttemptTimeout::Client(timeout))
             }
         };
         let user_agent = user_agent(self.user_agent.as_deref())?;

@@ -2,6 +2,7 @@
 //! time budget, a tracing span per attempt, bounded bodies, any `2xx` taken as the documented
 //! success, and error bodies normalised so that none hides its status.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,11 +59,8 @@ pub struct Inner {
     pub(crate) user_agent: HeaderValue,
     /// The login's password, redacted from every message a server sends back.
     pub(crate) password: Option<crate::SensitiveString>,
-    /// The timeout of one request, when this crate built the client or the user stated it
-    /// beside a client of their own: each attempt then carries the smaller of it and the
-    /// budget's time left, and no timer wraps the call. `None`: a client of the user's, whose
-    /// timeout is unknown, and a timer bounds the call.
-    pub(crate) attempt_timeout: Option<Duration>,
+    /// What bounds one attempt, as far as this crate knows.
+    pub(crate) attempt_timeout: AttemptTimeout,
     /// The request budget shared with other clients, if any.
     pub(crate) rate: Option<RateBudget>,
     /// The daily-limit breaker, shared by the client's clones.
@@ -121,7 +119,13 @@ impl ClientHooks<Inner> for Client {
         }
     }
 
-    async fn exec(&self, request: Request, info: &OperationInfo) -> reqwest::Result<Response> {
+    /// The loop's future is returned as it is, not awaited inside another: every call moves
+    /// it, and a wrapper would hold a second copy of the request.
+    fn exec(
+        &self,
+        request: Request,
+        info: &OperationInfo,
+    ) -> impl Future<Output = reqwest::Result<Response>> {
         let inner = self.inner();
         let now = tokio::time::Instant::now();
         // A budget too large to add is no budget: a century stands in for it.
@@ -134,18 +138,45 @@ impl ClientHooks<Inner> for Client {
             max_body: inner.max_body,
             exposure: AtomicU8::new(Outcome::NotSent as u8),
         };
-        // With the client's own attempt timeout known, the loop bounds every wait by the
-        // deadline itself (see `execute`), and no timer wraps the call. (The future is awaited
-        // where it is made: moving it first would copy the whole state machine.)
-        if inner.attempt_timeout.is_some() {
-            return execute(self.client(), inner, request, &call, deadline).await;
-        }
-        let run = execute(self.client(), inner, request, &call, deadline);
-        match tokio::time::timeout_at(deadline, run).await {
-            Ok(result) => result,
-            Err(_) => call.out_of_budget(inner.budget, None).await,
-        }
+        execute(self.client(), inner, request, call, deadline)
     }
+}
+
+/// A copy of `request` for one attempt, or `None` when its body is a stream.
+///
+/// reqwest's `Request::try_clone` sets the copy's timeout through `timeout_mut`, which
+/// allocates the request's configuration map even when there is no timeout, and then replaces
+/// that map with a clone of the original's: six hundred instructions a call for nothing. The
+/// timeout is the only configuration a reqwest 0.13 request carries besides its fields.
+fn copy_of(request: &Request) -> Option<Request> {
+    let body = match request.body() {
+        None => None,
+        Some(body) => Some(reqwest::Body::from(bytes::Bytes::copy_from_slice(
+            body.as_bytes()?,
+        ))),
+    };
+    let mut copy = Request::new(request.method().clone(), request.url().clone());
+    *copy.headers_mut() = request.headers().clone();
+    *copy.version_mut() = request.version();
+    if let Some(timeout) = request.timeout() {
+        *copy.timeout_mut() = Some(*timeout);
+    }
+    *copy.body_mut() = body;
+    Some(copy)
+}
+
+/// What bounds one attempt of a call, as far as this crate knows. With a timeout known, each
+/// attempt ends by the budget's deadline through it, and no timer is needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AttemptTimeout {
+    /// The client this crate built times out each request after this: an attempt needs a
+    /// timeout of its own only when the budget's time left is shorter.
+    Client(Duration),
+    /// Stated by the user beside a client of their own: every attempt carries it (or the
+    /// budget's time left, when shorter) in place of the client's own.
+    Stated(Duration),
+    /// A client of the user's, whose timeout is unknown: a [`Timer`] bounds the call.
+    Unknown,
 }
 
 /// A failure that must reach the caller as not retryable: `exec` returns a placeholder response
@@ -162,7 +193,7 @@ struct Call {
     /// The largest success body read.
     max_body: usize,
     /// The worst [`Outcome`] so far, as a `u8`: what the call has done if its budget runs out
-    /// now. Written by the loop, read by the budget's timer.
+    /// now. Written by the loop, read when the budget runs out.
     exposure: AtomicU8,
 }
 
@@ -227,15 +258,18 @@ fn deferred(url: Option<&Url>, error: Error) -> Response {
 }
 
 /// The retry loop: sends, waits, and does what [`decide`] says after each attempt.
-async fn execute(
-    client: &reqwest::Client,
-    inner: &Inner,
+///
+/// The deadline bounds every wait. With the HTTP client's timeout known, each attempt carries
+/// the smaller of it and the time left, which covers its body too; otherwise one [`Timer`] per
+/// call races the waits for an answer.
+fn execute<'a>(
+    client: &'a reqwest::Client,
+    inner: &'a Inner,
     request: Request,
-    call: &Call,
+    call: Call,
     deadline: tokio::time::Instant,
-) -> reqwest::Result<Response> {
+) -> impl Future<Output = reqwest::Result<Response>> + 'a {
     let method = request.method().clone();
-    let operation_id = call.operation_id;
     // The token goes to the API origin and nowhere else.
     let auth = inner.auth.as_ref().filter(|_| {
         inner
@@ -243,222 +277,335 @@ async fn execute(
             .as_ref()
             .is_some_and(|o| same_origin(o, request.url()))
     });
-    let policy = &inner.retry;
-    let mut refreshed = false;
-    // Counts attempts that use up the policy; the one re-send after a 401 does not.
-    let mut attempt = 0u32;
-    // Counts every request sent, for `http.request.resend_count`.
-    let mut sent = 0u32;
-    // The worst outcome of the attempts that have ended.
-    let mut settled = Outcome::NotSent;
-    let mut earlier_unknown = false;
     // Each attempt sends a copy; a body that cannot be copied (a stream) gets one attempt,
-    // with the original.
+    // with the original. (Bound here, outside the loop's future, which then holds the
+    // request once.)
     let mut original = Some(request);
-    loop {
-        attempt += 1;
-        let copy = original.as_ref().and_then(Request::try_clone);
-        let resendable = copy.is_some();
-        let Some(mut this) = copy.or_else(|| original.take()) else {
-            unreachable!("the original is taken only for an attempt after which the loop ends")
+    async move {
+        let call = &call;
+        let operation_id = call.operation_id;
+        let policy = &inner.retry;
+        let mut timer = Timer {
+            deadline,
+            needed: inner.attempt_timeout == AttemptTimeout::Unknown,
+            sleep: None,
         };
-        let token = match auth {
-            Some(cache) => {
-                // A fresh token needs no wait. Without a timer around the call, the wait for a
-                // login is bounded here.
-                let got = match cache.fresh() {
-                    Some(token) => Ok(token),
-                    None if inner.attempt_timeout.is_some() => {
-                        match tokio::time::timeout_at(deadline, cache.get()).await {
-                            Ok(got) => got,
-                            Err(_) => return call.out_of_budget(inner.budget, None).await,
+        let mut refreshed = false;
+        // Counts attempts that use up the policy; the one re-send after a 401 does not.
+        let mut attempt = 0u32;
+        // Counts every request sent, for `http.request.resend_count`.
+        let mut sent = 0u32;
+        // The worst outcome of the attempts that have ended.
+        let mut settled = Outcome::NotSent;
+        let mut earlier_unknown = false;
+        loop {
+            attempt += 1;
+            let token = match auth {
+                Some(cache) => {
+                    // A fresh token needs no wait; the wait for a login is bounded here.
+                    let got = match cache.fresh() {
+                        Some(token) => Ok(token),
+                        None => {
+                            match Box::pin(tokio::time::timeout_at(deadline, cache.get())).await {
+                                Ok(got) => got,
+                                Err(_) => return call.out_of_budget(inner.budget, None).await,
+                            }
+                        }
+                    };
+                    match got {
+                        Ok(token) => Some(token),
+                        Err(e) => {
+                            return Box::pin(login_failure(e, inner.login_url.as_ref())).await
                         }
                     }
-                    None => cache.get().await,
+                }
+                None => None,
+            };
+
+            // The daily limit and the shared budget, before anything is sent.
+            if let Some(daily) = &inner.daily {
+                if let Gate::Closed(until) = daily.gate() {
+                    return call
+                        .fail(settled, Error::DailyLimitReached { until }, None)
+                        .await;
+                }
+            }
+            if let Some(rate) = &inner.rate {
+                if let Err(wait) = Box::pin(rate.acquire(deadline)).await {
+                    return call.fail(settled, Error::RateBudget { wait }, None).await;
+                }
+            }
+
+            // The attempt carries the smaller of the client's timeout and the time left, which
+            // covers its body too; when the budget is the smaller, its timeout is the budget's.
+            // A request's own timeout replaces the client's (reqwest), and costs an allocation:
+            // a client of this crate's own, whose timeout is the attempt's, needs it only when
+            // the budget binds.
+            let mut budget_binds = false;
+            let mut attempt_timeout = None;
+            if let AttemptTimeout::Client(timeout) | AttemptTimeout::Stated(timeout) =
+                inner.attempt_timeout
+            {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    return call.out_of_budget(inner.budget, None).await;
+                }
+                budget_binds = left < timeout;
+                if budget_binds || matches!(inner.attempt_timeout, AttemptTimeout::Stated(_)) {
+                    attempt_timeout = Some(left.min(timeout));
+                }
+            }
+
+            // The copy is made after the waits above and handed to reqwest within this block,
+            // so that the loop's future keeps no room for it across a wait.
+            let (pending, span, resendable) = {
+                let (mut this, resendable) = match original.as_ref().and_then(copy_of) {
+                    Some(copy) => (copy, true),
+                    None => match original.take() {
+                        Some(request) => (request, false),
+                        None => unreachable!(
+                            "the original is taken only for an attempt after which the loop ends"
+                        ),
+                    },
                 };
-                match got {
-                    Ok(token) => Some(token),
-                    Err(e) => return login_failure(e, inner.login_url.as_ref()).await,
+                if let Some(token) = &token {
+                    this.headers_mut()
+                        .insert(AUTHORIZATION, token.bearer().clone());
                 }
-            }
-            None => None,
-        };
-        if let Some(token) = &token {
-            this.headers_mut()
-                .insert(AUTHORIZATION, token.bearer().clone());
-        }
-
-        // The daily limit and the shared budget, before anything is sent.
-        if let Some(daily) = &inner.daily {
-            if let Gate::Closed(until) = daily.gate() {
-                return call
-                    .fail(settled, Error::DailyLimitReached { until }, None)
-                    .await;
-            }
-        }
-        if let Some(rate) = &inner.rate {
-            if let Err(wait) = rate.acquire(deadline).await {
-                return call.fail(settled, Error::RateBudget { wait }, None).await;
-            }
-        }
-
-        // The attempt carries the smaller of the client's timeout and the time left, which
-        // covers its body too; when the budget is the smaller, its timeout is the budget's.
-        let mut budget_binds = false;
-        if let Some(attempt_timeout) = inner.attempt_timeout {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return call.out_of_budget(inner.budget, None).await;
-            }
-            budget_binds = left < attempt_timeout;
-            *this.timeout_mut() = Some(left.min(attempt_timeout));
-        }
-
-        // The URL carries no secret (the token travels in a header), so it may be traced.
-        let span = attempt_span(&method, this.url(), operation_id, sent);
-        sent += 1;
-        call.expose(settled.max(Outcome::Unknown));
-        // No span work when no subscriber wants the span.
-        let result = match span.is_disabled() {
-            true => client.execute(this).await,
-            false => {
-                let result = client.execute(this).instrument(span.clone()).await;
-                record_outcome(&span, &result);
-                result
-            }
-        };
-
-        // What happened. A 2xx body is read here, so that its failure is an answer like any
-        // other and the budget covers it.
-        let (answer, mut response, failure) = match result {
-            Ok(response) if response.status().is_success() => {
-                call.expose(settled.max(Outcome::Performed));
-                let status = response.status();
-                match read_success(response, inner.max_body, operation_id).await {
-                    Ok(read) => (Answer::Status(status), Some(read), None),
-                    Err(ReadError::TooLarge) => {
-                        (Answer::BrokenSuccess { too_large: true }, None, None)
+                if attempt_timeout.is_some() {
+                    *this.timeout_mut() = attempt_timeout;
+                }
+                // The URL carries no secret (the token travels in a header), so it may be
+                // traced.
+                let span = attempt_span(&method, this.url(), operation_id, sent);
+                (client.execute(this), span, resendable)
+            };
+            sent += 1;
+            call.expose(settled.max(Outcome::Unknown));
+            // No span work when no subscriber wants the span.
+            let sending = match span.is_disabled() {
+                true => bounded!(timer, pending),
+                false => {
+                    let result = bounded!(timer, pending.instrument(span.clone()));
+                    if let Some(result) = &result {
+                        record_outcome(&span, result);
                     }
-                    Err(ReadError::Transport(e)) if budget_binds && e.is_timeout() => {
-                        return call.out_of_budget(inner.budget, e.url()).await;
-                    }
-                    Err(ReadError::Transport(e)) => {
-                        (Answer::BrokenSuccess { too_large: false }, None, Some(e))
+                    result
+                }
+            };
+
+            // What happened. A 2xx body is read here, so that its failure is an answer like any
+            // other and the budget covers it.
+            let (answer, mut response, failure) = match sending {
+                None => return call.out_of_budget(inner.budget, None).await,
+                Some(Ok(response)) if response.status().is_success() => {
+                    call.expose(settled.max(Outcome::Performed));
+                    let reading =
+                        bounded!(timer, read_success(response, inner.max_body, operation_id));
+                    let Some(read) = reading else {
+                        return call.out_of_budget(inner.budget, None).await;
+                    };
+                    match read {
+                        // A success ends the call whatever else holds (the first rule of
+                        // `decide` for a 2xx), so the inputs of a retry (the policy's wait,
+                        // the time left) are not worked out for it.
+                        Ok(read) => {
+                            if let Some(daily) = &inner.daily {
+                                daily.close();
+                            }
+                            return Ok(read);
+                        }
+                        Err(ReadError::TooLarge) => {
+                            (Answer::BrokenSuccess { too_large: true }, None, None)
+                        }
+                        Err(ReadError::Transport(e)) if budget_binds && e.is_timeout() => {
+                            return call.out_of_budget(inner.budget, e.url()).await;
+                        }
+                        Err(ReadError::Transport(e)) => {
+                            (Answer::BrokenSuccess { too_large: false }, None, Some(e))
+                        }
                     }
                 }
-            }
-            Ok(response) => (Answer::Status(response.status()), Some(response), None),
-            Err(e) if budget_binds && e.is_timeout() && !e.is_connect() => {
-                return call.out_of_budget(inner.budget, e.url()).await;
-            }
-            Err(e) if e.is_connect() => (Answer::NotConnected, None, Some(e)),
-            Err(e) => (Answer::Lost, None, Some(e)),
-        };
-
-        // What to do.
-        let retry_after = response
-            .as_ref()
-            .and_then(|r| retry::retry_after(r.headers()));
-        if let Answer::Status(status) = answer {
-            match status.as_u16() {
-                429 => {
-                    if let Some(rate) = &inner.rate {
-                        rate.throttled(retry_after);
-                    }
+                Some(Ok(response)) => (Answer::Status(response.status()), Some(response), None),
+                Some(Err(e)) if budget_binds && e.is_timeout() && !e.is_connect() => {
+                    return call.out_of_budget(inner.budget, e.url()).await;
                 }
-                // A 403 may be the daily limit: `give_up` reads its body to tell.
-                403 => {}
-                _ if status.as_u16() < 500 => {
-                    if let Some(daily) = &inner.daily {
-                        daily.close();
-                    }
-                }
-                _ => {}
-            }
-        }
-        let refresh_may_help = answer == Answer::Status(StatusCode::UNAUTHORIZED)
-            && !refreshed
-            && resendable
-            && matches!((auth, &token), (Some(cache), Some(token)) if cache.refused(token));
-        let step = decide(&Situation {
-            method: &method,
-            idempotent: call.idempotent,
-            answer,
-            attempt,
-            max_attempts: policy.max_attempts,
-            resendable,
-            refresh_may_help,
-            wait: policy.delay(attempt, retry_after),
-            time_left: deadline.saturating_duration_since(tokio::time::Instant::now()),
-            earlier_unknown,
-        });
-        settled = settled.max(answer.outcome());
-        call.expose(settled);
-        earlier_unknown |= answer.outcome() == Outcome::Unknown;
+                Some(Err(e)) if e.is_connect() => (Answer::NotConnected, None, Some(e)),
+                Some(Err(e)) => (Answer::Lost, None, Some(e)),
+            };
 
-        match step {
-            Step::Succeed => match response {
-                Some(response) => return Ok(response),
-                None => unreachable!("a success has a response"),
-            },
-            Step::SucceedEarlier => {
-                tracing::info!(
+            // What to do.
+            let retry_after = response
+                .as_ref()
+                .and_then(|r| retry::retry_after(r.headers()));
+            if let Answer::Status(status) = answer {
+                match status.as_u16() {
+                    429 => {
+                        if let Some(rate) = &inner.rate {
+                            rate.throttled(retry_after);
+                        }
+                    }
+                    // A 403 may be the daily limit: `give_up` reads its body to tell.
+                    403 => {}
+                    _ if status.as_u16() < 500 => {
+                        if let Some(daily) = &inner.daily {
+                            daily.close();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let refresh_may_help = answer == Answer::Status(StatusCode::UNAUTHORIZED)
+                && !refreshed
+                && resendable
+                && matches!((auth, &token), (Some(cache), Some(token)) if cache.refused(token));
+            let step = decide(&Situation {
+                method: &method,
+                idempotent: call.idempotent,
+                answer,
+                attempt,
+                max_attempts: policy.max_attempts,
+                resendable,
+                refresh_may_help,
+                wait: policy.delay(attempt, retry_after),
+                time_left: deadline.saturating_duration_since(tokio::time::Instant::now()),
+                earlier_unknown,
+            });
+            settled = settled.max(answer.outcome());
+            call.expose(settled);
+            earlier_unknown |= answer.outcome() == Outcome::Unknown;
+
+            match step {
+                Step::Succeed => match response {
+                    Some(response) => return Ok(response),
+                    None => unreachable!("a success has a response"),
+                },
+                Step::SucceedEarlier => {
+                    tracing::info!(
                     comm100.operation_id = operation_id,
                     "the resource is gone after an attempt that got no answer: taken as deleted by that attempt"
                 );
-                let Some(mut response) = response.take() else {
-                    unreachable!("a 404 has a response")
-                };
-                return Ok(done_earlier(&mut response, operation_id));
-            }
-            Step::Refresh => {
-                refreshed = true;
-                attempt -= 1;
-                tracing::info!(
-                    comm100.operation_id = operation_id,
-                    "the token was refused; sending the request once more with a new one"
-                );
-            }
-            Step::Resend(wait) => {
-                match (&response, &failure) {
-                    (Some(r), _) => tracing::info!(
-                        comm100.operation_id = operation_id,
-                        http.response.status_code = r.status().as_u16(),
-                        retry_in_ms = wait.as_millis() as u64,
-                        "retryable status; retrying"
-                    ),
-                    (None, Some(e)) => tracing::info!(
-                        comm100.operation_id = operation_id,
-                        error.type = answer_type(answer),
-                        error = %e,
-                        retry_in_ms = wait.as_millis() as u64,
-                        "transport error; retrying"
-                    ),
-                    (None, None) => {}
+                    let Some(mut response) = response.take() else {
+                        unreachable!("a 404 has a response")
+                    };
+                    return Ok(done_earlier(&mut response, operation_id));
                 }
-                tokio::time::sleep(wait).await;
-            }
-            Step::Fail(outcome) => {
-                // A server may echo the request's credentials: none stays in a message.
-                let secrets: Vec<&str> = inner
-                    .password
-                    .as_ref()
-                    .map(|p| p.expose_secret())
-                    .into_iter()
-                    .chain(token.as_ref().map(|t| t.expose_secret()))
-                    .collect();
-                return give_up(
-                    response,
-                    failure,
-                    outcome,
-                    retry_after,
-                    call,
-                    &secrets,
-                    inner.daily.as_ref(),
-                )
-                .await;
+                Step::Refresh => {
+                    refreshed = true;
+                    attempt -= 1;
+                    tracing::info!(
+                        comm100.operation_id = operation_id,
+                        "the token was refused; sending the request once more with a new one"
+                    );
+                }
+                Step::Resend(wait) => {
+                    match (&response, &failure) {
+                        (Some(r), _) => tracing::info!(
+                            comm100.operation_id = operation_id,
+                            http.response.status_code = r.status().as_u16(),
+                            retry_in_ms = wait.as_millis() as u64,
+                            "retryable status; retrying"
+                        ),
+                        (None, Some(e)) => tracing::info!(
+                            comm100.operation_id = operation_id,
+                            error.type = answer_type(answer),
+                            error = %e,
+                            retry_in_ms = wait.as_millis() as u64,
+                            "transport error; retrying"
+                        ),
+                        (None, None) => {}
+                    }
+                    Box::pin(tokio::time::sleep(wait)).await;
+                }
+                Step::Fail(outcome) => {
+                    // A server may echo the request's credentials: none stays in a message.
+                    let secrets: Vec<&str> = inner
+                        .password
+                        .as_ref()
+                        .map(|p| p.expose_secret())
+                        .into_iter()
+                        .chain(token.as_ref().map(|t| t.expose_secret()))
+                        .collect();
+                    let ending = bounded!(
+                        timer,
+                        Box::pin(give_up(
+                            response,
+                            failure,
+                            outcome,
+                            retry_after,
+                            call,
+                            &secrets,
+                            inner.daily.as_ref(),
+                        )),
+                    );
+                    return match ending {
+                        Some(result) => result,
+                        None => call.out_of_budget(inner.budget, None).await,
+                    };
+                }
             }
         }
+    }
+}
+
+/// The timer of a call whose HTTP client has a timeout this crate does not know (a client of
+/// the user's, none stated): it bounds the waits for an answer by the call's deadline. One per
+/// call, armed at the first wait. With the timeout known, no timer is made: each attempt
+/// carries its own timeout.
+struct Timer {
+    deadline: tokio::time::Instant,
+    needed: bool,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Timer {
+    /// The timer's sleep, armed on first use; `None` when the call needs no timer.
+    fn sleep(&mut self) -> Option<&mut std::pin::Pin<Box<tokio::time::Sleep>>> {
+        if !self.needed {
+            return None;
+        }
+        let deadline = self.deadline;
+        Some(
+            self.sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline))),
+        )
+    }
+}
+
+/// Awaits `$work`, raced against the call's [`Timer`] when it has one: `None` if the deadline
+/// passed first. A macro, so that a call without a timer awaits the work as it is.
+macro_rules! bounded {
+    ($timer:expr, $work:expr $(,)?) => {
+        match $timer.sleep() {
+            None => Some($work.await),
+            Some(sleep) => Bounded { work: $work, sleep }.await,
+        }
+    };
+}
+use bounded;
+
+pin_project_lite::pin_project! {
+    /// A wait raced against the call's [`Timer`]. A hand-written future rather than an
+    /// `async fn`, which would keep the work twice.
+    struct Bounded<'t, F> {
+        #[pin]
+        work: F,
+        sleep: &'t mut std::pin::Pin<Box<tokio::time::Sleep>>,
+    }
+}
+
+impl<F: Future> Future for Bounded<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        if let std::task::Poll::Ready(out) = this.work.poll(cx) {
+            return std::task::Poll::Ready(Some(out));
+        }
+        this.sleep.as_mut().poll(cx).map(|()| None)
     }
 }
 

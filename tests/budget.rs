@@ -205,13 +205,7 @@ async fn a_per_call_timeout_applies_to_that_call_only() {
     let c100 = common::client_for(&sb).build().unwrap();
     c100.login().await.unwrap();
     let quick = c100.with(|o| o.operation_timeout(Duration::from_millis(300)));
-    ctl.fail_next(1, Fault::Hang, Some(Route::List));
-    let err = quick
-        .client()
-        .list_customer_segments()
-        .call()
-        .await
-        .unwrap_err();
+    let err = list_that_hangs(&quick, &ctl).await;
     assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
     // The client it came from keeps its own budget: a call slower than 300 ms succeeds.
     ctl.fail_next(
@@ -233,12 +227,8 @@ async fn a_stated_timeout_bounds_each_attempt_of_a_users_client() {
     let ctl = sb.controls();
     // No timeout of its own: without the stated one, the hanging attempt would use up the
     // whole operation budget.
-    let http = reqwest::Client::builder()
-        .redirect(comm100::same_origin_redirects())
-        .build()
-        .unwrap();
     let c100 = common::client_for(&sb)
-        .http_client(http)
+        .http_client(common::users_client())
         .timeout(Duration::from_millis(300))
         .operation_timeout(Duration::from_secs(120))
         .build()
@@ -255,4 +245,47 @@ async fn a_stated_timeout_bounds_each_attempt_of_a_users_client() {
         2,
         "the hanging attempt, then the one that succeeded"
     );
+}
+
+/// A client of the user's with no timeout stated: the SDK's own timer ends the call at its
+/// budget, whatever the attempt is waiting for, and says what the call may have done.
+#[tokio::test]
+async fn without_a_stated_timeout_the_budget_ends_a_call_that_gets_no_answer() {
+    let sb = Sandbox::start().await.unwrap();
+    let ctl = sb.controls();
+    let c100 = common::client_for(&sb)
+        .http_client(common::users_client())
+        .operation_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    c100.login().await.unwrap();
+
+    let err = list_that_hangs(&c100, &ctl).await;
+    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    assert_eq!(err.outcome(), Outcome::Unknown, "{err}");
+    assert_eq!(count(&ctl, Route::List), 1);
+
+    // A create that got no answer may have been done: not to be sent again blindly.
+    ctl.fail_next(1, Fault::Hang, Some(Route::Create));
+    let err = c100
+        .client()
+        .create_customer_segment()
+        .body(common::segment("hung"))
+        .call()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+    assert_eq!(err.outcome(), Outcome::Unknown, "{err}");
+    assert!(!err.is_retryable(), "{err}");
+    assert_eq!(count(&ctl, Route::Create), 1);
+}
+
+/// The error of a list that the sandbox never answers.
+async fn list_that_hangs(c100: &Comm100, ctl: &comm100_sandbox::Controls) -> ApiError {
+    ctl.fail_next(1, Fault::Hang, Some(Route::List));
+    c100.client()
+        .list_customer_segments()
+        .call()
+        .await
+        .unwrap_err()
 }

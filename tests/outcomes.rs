@@ -1,7 +1,9 @@
 //! The outcome rules as a matrix: every operation (the five generated segment operations, a raw
 //! `GET` and a raw `POST`) against every sandbox fault and every token-host mode. The modes come
 //! from `Fault::examples()` and `TokenHost::examples()`, which name every variant, so a mode
-//! added to the sandbox joins the matrix without an edit here.
+//! added to the sandbox joins the matrix without an edit here. Each pair runs with each of the
+//! three ways an attempt is bounded: the client the builder makes, a client of the user's with
+//! its timeout stated, and one whose timeout the SDK does not know (its own timer).
 //!
 //! Each cell runs on a sandbox of its own and checks, from the sandbox's own log and state:
 //! * at most one server-side effect per call;
@@ -80,6 +82,20 @@ impl Op {
     }
 }
 
+/// The HTTP client a cell's `Comm100` sends with: each ends an attempt by the budget another
+/// way (see `AttemptTimeout` in src/hooks.rs).
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    /// The client the builder makes: its own timeout, and the budget's when that is shorter.
+    Own,
+    /// A client of the user's, with its timeout stated to the builder.
+    Stated,
+    /// A client of the user's with no timeout the SDK knows: the SDK's timer.
+    Unknown,
+}
+
+const TRANSPORTS: [Transport; 3] = [Transport::Own, Transport::Stated, Transport::Unknown];
+
 /// What a cell set up.
 #[derive(Debug, Clone)]
 enum Mode {
@@ -97,7 +113,7 @@ struct Cell {
     shown: Vec<String>,
 }
 
-async fn run_cell(op: Op, mode: Mode) -> Cell {
+async fn run_cell(op: Op, mode: Mode, transport: Transport) -> Cell {
     let sandbox = Sandbox::builder()
         .segment(
             DEFAULT_SITE_ID,
@@ -109,7 +125,14 @@ async fn run_cell(op: Op, mode: Mode) -> Cell {
         .expect("a sandbox");
     let ctl = sandbox.controls();
     let seeded = ctl.segments(DEFAULT_SITE_ID)[0].id;
-    let c100 = Comm100::builder()
+    let builder = match transport {
+        Transport::Own => Comm100::builder(),
+        Transport::Stated => Comm100::builder()
+            .http_client(common::users_client())
+            .timeout(Duration::from_secs(15)),
+        Transport::Unknown => Comm100::builder().http_client(common::users_client()),
+    };
+    let c100 = builder
         .urls(sandbox.portal_url(), sandbox.api_url())
         .password_login(DEFAULT_EMAIL, DEFAULT_PASSWORD, DEFAULT_SITE_ID)
         .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
@@ -237,7 +260,7 @@ async fn run_cell(op: Op, mode: Mode) -> Cell {
         }
     }
     let line = format!(
-        "cell op={op:?} mode={mode:?} {summary} effects={effects} api_requests={api_requests} elapsed_ms={}",
+        "cell op={op:?} transport={transport:?} mode={mode:?} {summary} effects={effects} api_requests={api_requests} elapsed_ms={}",
         elapsed.as_millis()
     );
     drop(c100);
@@ -365,11 +388,15 @@ fn every_operation_against_every_fault_and_token_host_mode() {
     // not share two cores with a hundred others.
     let cells: Vec<Cell> = runtime.block_on(async {
         use futures::StreamExt as _;
-        let cells = OPS
-            .into_iter()
-            .flat_map(|op| modes.iter().map(move |mode| (op, mode.clone())));
+        let cells = OPS.into_iter().flat_map(|op| {
+            modes.iter().flat_map(move |mode| {
+                TRANSPORTS
+                    .into_iter()
+                    .map(move |transport| (op, mode.clone(), transport))
+            })
+        });
         futures::stream::iter(cells)
-            .map(|(op, mode)| tokio::spawn(run_cell(op, mode)))
+            .map(|(op, mode, transport)| tokio::spawn(run_cell(op, mode, transport)))
             .buffered(8)
             .map(|cell| cell.expect("a cell ran"))
             .collect()
@@ -411,7 +438,7 @@ fn every_operation_against_every_fault_and_token_host_mode() {
     assert!(!logs.contains(DEFAULT_PASSWORD), "the password in the logs");
     assert!(!logs.contains("Bearer ey"), "a bearer token in the logs");
     println!("{} cells, {} problems", cells.len(), failures.len());
-    assert_eq!(cells.len(), OPS.len() * modes.len());
+    assert_eq!(cells.len(), OPS.len() * modes.len() * TRANSPORTS.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -14,6 +14,15 @@ pub fn client_for(sb: &Sandbox) -> comm100::Comm100Builder {
         .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)))
 }
 
+/// A client of the user's own, with no timeout: the one thing it keeps of the crate's rules is
+/// same-origin redirects.
+pub fn users_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(comm100::same_origin_redirects())
+        .build()
+        .unwrap()
+}
+
 pub fn segment(name: &str) -> types::builder::CustomerSegmentInput {
     types::CustomerSegmentInput::builder()
         .name(name)
