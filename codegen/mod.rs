@@ -16,7 +16,7 @@ use std::fmt;
 use std::path::Path;
 
 use openapiv3::{OpenAPI, ReferenceOr, StatusCode};
-use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle};
+use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle, TypeImpl};
 
 /// The spec, relative to the workspace root.
 pub const SPEC_PATH: &str = "openapi/comm100.yaml";
@@ -51,15 +51,17 @@ pub fn settings(spec: &OpenAPI) -> GenerationSettings {
         // The spec closes these enumerations in requests, because the server accepts only the
         // listed values; in Rust a request holds the open type of the response, so that a value
         // the server itself sent (an `Other`) goes back as it came on get -> modify -> put.
+        // Their `FromStr` (codegen/types.rs) is declared, so that the command line gives a
+        // field of these types a flag (`--condition-met-type`).
         .with_replacement(
             "ConditionMetTypeInput",
             "crate::generated::types::ConditionMetType",
-            std::iter::empty(),
+            [TypeImpl::FromStr].into_iter(),
         )
         .with_replacement(
             "ConditionOperatorInput",
             "crate::generated::types::ConditionOperator",
-            std::iter::empty(),
+            [TypeImpl::FromStr].into_iter(),
         );
     // `PartialEq`, `Eq`, and `Default` where every field is optional (codegen/types.rs).
     types::configure(&mut settings, spec);
