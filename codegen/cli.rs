@@ -79,10 +79,11 @@ pub fn generate(text: &str) -> Result<String, CodegenError> {
         generator.cli(&commands, CLIENT_PATH)
     })?;
     let text = super::apply_rewrites(tokens.to_string(), REWRITES, "codegen/cli.rs")?;
+    let yaml = serde_yaml::to_value(&commands).map_err(|e| CodegenError::Parse(e.to_string()))?;
+    let text = closed_flags(text, &yaml);
     let mut file: syn::File =
         syn::parse_str(&text).map_err(|e| CodegenError::Progenitor(e.to_string()))?;
     merge_flags_into_body(&mut file)?;
-    let yaml = serde_yaml::to_value(&commands).map_err(|e| CodegenError::Parse(e.to_string()))?;
     file.items
         .push(templates(&commands, &yaml).map_err(CodegenError::Rules)?);
     let reasons = hidden.iter().map(|(id, why)| quote! { (#id, #why) });
@@ -93,6 +94,38 @@ pub fn generate(text: &str) -> Result<String, CodegenError> {
         pub const HIDDEN_OPERATIONS: &[(&str, &str)] = &[#(#reasons),*];
     });
     Ok(prettyplease::unparse(&file))
+}
+
+/// A flag whose schema the client's settings give an open Rust type (`super::REPLACEMENTS`)
+/// would take any string, which the server then refuses: it takes the schema's own values, and
+/// its help lists them, as progenitor does for a closed enumeration.
+fn closed_flags(mut text: String, spec: &Value) -> String {
+    for (schema, rust) in super::REPLACEMENTS {
+        let Some(values) = spec
+            .get("components")
+            .and_then(|c| c.get("schemas"))
+            .and_then(|s| s.get(*schema))
+            .and_then(|s| s.get("enum"))
+            .and_then(Value::as_sequence)
+        else {
+            continue;
+        };
+        let values = values.iter().filter_map(Value::as_str);
+        let path: syn::Path = match syn::parse_str(&rust.replacen("crate::", "::comm100::", 1)) {
+            Ok(path) => path,
+            Err(_) => continue,
+        };
+        let open = quote! { ::clap::value_parser!(#path) }.to_string();
+        let closed = quote! {
+            ::clap::builder::TypedValueParser::map(
+                ::clap::builder::PossibleValuesParser::new([#(#values),*]),
+                |s: String| s.parse::<#path>().expect("a listed value parses"),
+            )
+        }
+        .to_string();
+        text = text.replace(&open, &closed);
+    }
+    text
 }
 
 /// The spec without the operations whose request carries a secret (`format: password`, the

@@ -28,6 +28,23 @@ pub const SNAPSHOT_DIR: &str = "tests/snapshots";
 /// surface, its code, and the command line's generated commands (`cli::generate`).
 pub const SNAPSHOTS: [&str; 3] = ["api_surface", "code", "cli_code"];
 
+/// The request schemas given the Rust type of another: `(schema, type)`. The spec closes these
+/// enumerations in requests, because the server accepts only the listed values; in Rust a
+/// request holds the open type of the response, so that a value the server itself sent (an
+/// `Other`) goes back as it came on get -> modify -> put. Their `FromStr` (codegen/types.rs) is
+/// declared, so that the command line gives a field of these types a flag, which takes the
+/// schema's own values (codegen/cli.rs).
+pub const REPLACEMENTS: &[(&str, &str)] = &[
+    (
+        "ConditionMetTypeInput",
+        "crate::generated::types::ConditionMetType",
+    ),
+    (
+        "ConditionOperatorInput",
+        "crate::generated::types::ConditionOperator",
+    ),
+];
+
 /// The progenitor settings. Changing any of these changes the public API of the crate.
 pub fn settings(spec: &OpenAPI) -> GenerationSettings {
     let mut settings = GenerationSettings::default();
@@ -49,22 +66,10 @@ pub fn settings(spec: &OpenAPI) -> GenerationSettings {
             },
             "crate::SensitiveString",
             std::iter::empty(),
-        )
-        // The spec closes these enumerations in requests, because the server accepts only the
-        // listed values; in Rust a request holds the open type of the response, so that a value
-        // the server itself sent (an `Other`) goes back as it came on get -> modify -> put.
-        // Their `FromStr` (codegen/types.rs) is declared, so that the command line gives a
-        // field of these types a flag (`--condition-met-type`).
-        .with_replacement(
-            "ConditionMetTypeInput",
-            "crate::generated::types::ConditionMetType",
-            [TypeImpl::FromStr].into_iter(),
-        )
-        .with_replacement(
-            "ConditionOperatorInput",
-            "crate::generated::types::ConditionOperator",
-            [TypeImpl::FromStr].into_iter(),
         );
+    for (schema, rust) in REPLACEMENTS {
+        settings.with_replacement(schema, rust, [TypeImpl::FromStr].into_iter());
+    }
     // `PartialEq`, `Eq`, and `Default` where every field is optional (codegen/types.rs).
     types::configure(&mut settings, spec);
     settings
