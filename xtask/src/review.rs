@@ -289,6 +289,42 @@ mod tests {
         );
     }
 
+    /// An edit of a request field's description changes the command line's help: `check`
+    /// shows it in the diff of the generated commands.
+    #[test]
+    fn a_request_field_edit_shows_in_the_cli_snapshot() {
+        let err = check_edited("cli-help", |spec| {
+            spec.replacen(
+                "description: The name of the segment. Required, and not blank.",
+                "description: The segment's name. Required, and not blank.",
+                1,
+            )
+        });
+        let cli = err
+            .find("generated__cli_code.snap (reviewed)")
+            .unwrap_or_else(|| panic!("no diff of the generated commands:\n{err}"));
+        assert!(
+            err[cli..].contains(
+                "+                    .help(\"The segment's name. Required, and not blank.\")"
+            ),
+            "{err}"
+        );
+    }
+
+    /// `--json-body-template` must be valid as it is: a required string without an `example`
+    /// in the spec has no such value, and generation names it.
+    #[test]
+    fn a_required_string_without_an_example_fails_the_cli_generation() {
+        let spec = std::fs::read_to_string(root().join(codegen::SPEC_PATH)).unwrap();
+        let without = spec.replacen("          example: VIP visitors\n", "", 1);
+        assert_ne!(without, spec);
+        let err = codegen::cli::generate(&without).unwrap_err().to_string();
+        assert!(
+            err.contains("create_customer_segment.name: the command line's `--json-body-template` needs a value that is sure to be valid; give this schema an `example`"),
+            "{err}"
+        );
+    }
+
     /// Specs progenitor cannot take fail with a sentence naming the operation and the rule,
     /// not with a panic from inside progenitor.
     #[test]
