@@ -11,7 +11,7 @@ mod op;
 mod output;
 mod segments;
 
-use std::io::{IsTerminal as _, Read as _};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -185,16 +185,13 @@ impl std::fmt::Display for CliError {
 }
 
 fn read_body(source: &std::path::Path) -> Result<Value, CliError> {
-    let text = if source.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| CliError::local(format!("cannot read the body from stdin: {e}")))?;
-        text
-    } else {
-        std::fs::read_to_string(source)
-            .map_err(|e| CliError::local(format!("cannot read {}: {e}", source.display())))?
-    };
+    let text = op::read_body(source).map_err(|e| {
+        CliError::local(if source.as_os_str() == "-" {
+            format!("cannot read the body from stdin: {e}")
+        } else {
+            format!("cannot read {}: {e}", source.display())
+        })
+    })?;
     serde_json::from_str(&text).map_err(|e| CliError::local(format!("the JSON body: {e}")))
 }
 

@@ -139,7 +139,8 @@ impl OpCommand {
     }
 }
 
-/// `--json-body FILE`, or stdin with `-`.
+/// The text of `--json-body FILE`, or of stdin with `-`: for the generated commands (through
+/// codegen/cli.rs's rewrite) and `comm100 api`.
 pub fn read_body(source: &Path) -> std::io::Result<String> {
     if source.as_os_str() == "-" {
         let mut text = String::new();
