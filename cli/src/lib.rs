@@ -1,5 +1,6 @@
-//! `comm100`, the command line for the Comm100 Live Chat API v3: login checks, raw calls, and
-//! customer segments kept as code.
+//! `comm100`, the command line for the Comm100 Live Chat API v3: login checks, raw calls, every
+//! operation of the spec as a generated command (`op`), and customer segments kept as code. The
+//! binary (`src/main.rs`) calls [`main`]; the tests walk [`command`].
 //!
 //! Exit codes: 0 success (and `plan --detailed-exitcode` with no changes), 1 a usage or local
 //! error (a bad file, missing credentials, a segment changed since the plan), 2 `plan
