@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // Each includer uses a different part.
 
+pub mod cli;
 pub mod semver;
 pub mod surface;
 pub mod types;
@@ -16,15 +17,33 @@ use std::fmt;
 use std::path::Path;
 
 use openapiv3::{OpenAPI, ReferenceOr, StatusCode};
-use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle};
+use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle, TypeImpl};
 
 /// The spec, relative to the workspace root.
 pub const SPEC_PATH: &str = "openapi/comm100.yaml";
 /// The reviewed snapshots, relative to the workspace root. The snapshot test (`tests/generated.rs`)
 /// names its snapshots `generated__<name>.snap` in this directory, as insta does.
 pub const SNAPSHOT_DIR: &str = "tests/snapshots";
-/// The reviewed snapshots, in the order a reviewer should read their diffs.
-pub const SNAPSHOTS: [&str; 2] = ["api_surface", "code"];
+/// The reviewed snapshots, in the order a reviewer should read their diffs: the client's API
+/// surface, its code, and the command line's generated commands (`cli::generate`).
+pub const SNAPSHOTS: [&str; 3] = ["api_surface", "code", "cli_code"];
+
+/// The request schemas given the Rust type of another: `(schema, type)`. The spec closes these
+/// enumerations in requests, because the server accepts only the listed values; in Rust a
+/// request holds the open type of the response, so that a value the server itself sent (an
+/// `Other`) goes back as it came on get -> modify -> put. Their `FromStr` (codegen/types.rs) is
+/// declared, so that the command line gives a field of these types a flag, which takes the
+/// schema's own values (codegen/cli.rs).
+pub const REPLACEMENTS: &[(&str, &str)] = &[
+    (
+        "ConditionMetTypeInput",
+        "crate::generated::types::ConditionMetType",
+    ),
+    (
+        "ConditionOperatorInput",
+        "crate::generated::types::ConditionOperator",
+    ),
+];
 
 /// The progenitor settings. Changing any of these changes the public API of the crate.
 pub fn settings(spec: &OpenAPI) -> GenerationSettings {
@@ -47,20 +66,10 @@ pub fn settings(spec: &OpenAPI) -> GenerationSettings {
             },
             "crate::SensitiveString",
             std::iter::empty(),
-        )
-        // The spec closes these enumerations in requests, because the server accepts only the
-        // listed values; in Rust a request holds the open type of the response, so that a value
-        // the server itself sent (an `Other`) goes back as it came on get -> modify -> put.
-        .with_replacement(
-            "ConditionMetTypeInput",
-            "crate::generated::types::ConditionMetType",
-            std::iter::empty(),
-        )
-        .with_replacement(
-            "ConditionOperatorInput",
-            "crate::generated::types::ConditionOperator",
-            std::iter::empty(),
         );
+    for (schema, rust) in REPLACEMENTS {
+        settings.with_replacement(schema, rust, [TypeImpl::FromStr].into_iter());
+    }
     // `PartialEq`, `Eq`, and `Default` where every field is optional (codegen/types.rs).
     types::configure(&mut settings, spec);
     settings
@@ -194,33 +203,10 @@ fn response_body(spec: &OpenAPI, response: &ReferenceOr<openapiv3::Response>) ->
 pub fn generate(text: &str) -> Result<String, CodegenError> {
     let spec = parse(text)?;
     check_rules(&spec)?;
-    // progenitor still panics on shapes the checks above do not know about. Catch it, and keep
-    // its message, so that the build fails with a sentence rather than a backtrace.
-    // The hook is process-wide: serialise the swap so concurrent callers (tests) restore it.
-    static HOOK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let result = {
-        let _guard = HOOK.lock().unwrap_or_else(|e| e.into_inner());
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let result = std::panic::catch_unwind(|| {
-            let mut generator = Generator::new(&settings(&spec));
-            generator.generate_tokens(&spec)
-        });
-        std::panic::set_hook(previous);
-        result
-    };
-    let tokens = match result {
-        Ok(Ok(tokens)) => tokens,
-        Ok(Err(e)) => return Err(CodegenError::Progenitor(e.to_string())),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "(no message)".into());
-            return Err(CodegenError::Progenitor(format!("it panicked: {message}")));
-        }
-    };
+    let tokens = catch_progenitor(|| {
+        let mut generator = Generator::new(&settings(&spec));
+        generator.generate_tokens(&spec)
+    })?;
     let tokens = rewrite(tokens, &spec)?;
     let mut file: syn::File =
         syn::parse2(tokens).map_err(|e| CodegenError::Progenitor(e.to_string()))?;
@@ -228,6 +214,36 @@ pub fn generate(text: &str) -> Result<String, CodegenError> {
     add_call_methods(&mut file)?;
     file.items.push(documented_success(&spec)?);
     Ok(prettyplease::unparse(&file))
+}
+
+/// Runs progenitor, which still panics on shapes the checks above do not know about: the panic
+/// is caught, and its message kept, so that the build fails with a sentence rather than a
+/// backtrace.
+pub fn catch_progenitor(
+    run: impl FnOnce() -> Result<proc_macro2::TokenStream, progenitor::Error> + std::panic::UnwindSafe,
+) -> Result<proc_macro2::TokenStream, CodegenError> {
+    // The hook is process-wide: serialise the swap so concurrent callers (tests) restore it.
+    static HOOK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let result = {
+        let _guard = HOOK.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let result = std::panic::catch_unwind(run);
+        std::panic::set_hook(previous);
+        result
+    };
+    match result {
+        Ok(Ok(tokens)) => Ok(tokens),
+        Ok(Err(e)) => Err(CodegenError::Progenitor(e.to_string())),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "(no message)".into());
+            Err(CodegenError::Progenitor(format!("it panicked: {message}")))
+        }
+    }
 }
 
 /// What progenitor 0.15.1 and typify 0.8 have no setting for, changed in their output. Each
@@ -285,19 +301,29 @@ const REWRITES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn rewrite(
-    tokens: proc_macro2::TokenStream,
-    spec: &OpenAPI,
-) -> Result<proc_macro2::TokenStream, CodegenError> {
-    let mut text = tokens.to_string();
-    for (from, to, changed) in REWRITES {
+/// Applies each `(from, to, what changed if from is missing)`; a rewrite that finds nothing
+/// fails generation, naming the file whose list to update.
+pub fn apply_rewrites(
+    mut text: String,
+    rewrites: &[(&str, &str, &str)],
+    file: &str,
+) -> Result<String, CodegenError> {
+    for (from, to, changed) in rewrites {
         if !text.contains(from) {
             return Err(CodegenError::Progenitor(format!(
-                "{changed}; update REWRITES in codegen/mod.rs"
+                "{changed}; update REWRITES in {file}"
             )));
         }
         text = text.replace(from, to);
     }
+    Ok(text)
+}
+
+fn rewrite(
+    tokens: proc_macro2::TokenStream,
+    spec: &OpenAPI,
+) -> Result<proc_macro2::TokenStream, CodegenError> {
+    let text = apply_rewrites(tokens.to_string(), REWRITES, "codegen/mod.rs")?;
     let text = types::plain_messages(&text, spec).map_err(CodegenError::Progenitor)?;
     let text = types::min_items(&text, spec).map_err(CodegenError::Progenitor)?;
     let text = without_empty_header_maps(text)?;
@@ -481,20 +507,28 @@ fn documented_success(spec: &OpenAPI) -> Result<syn::Item, CodegenError> {
     .map_err(|e| CodegenError::Progenitor(e.to_string()))
 }
 
-/// Generates both reviewed outputs from the spec at `spec_path`: `(api_surface, code)`.
-pub fn reviewed_outputs(spec_path: &Path) -> Result<(String, String), CodegenError> {
+/// Generates the reviewed outputs from the spec at `spec_path`, in the order of `SNAPSHOTS`:
+/// `(api_surface, code, cli_code)`.
+pub fn reviewed_outputs(spec_path: &Path) -> Result<(String, String, String), CodegenError> {
     let text = std::fs::read_to_string(spec_path)
         .map_err(|e| CodegenError::Parse(format!("{}: {e}", spec_path.display())))?;
     let code = generate(&text)?;
     let spec = parse(&text)?;
     let surface = surface::render(&spec, &code).map_err(CodegenError::Progenitor)?;
-    Ok((surface, code))
+    let cli = cli::generate(&text)?;
+    Ok((surface, code, cli))
 }
 
 /// The text of an insta snapshot file holding `contents`, in the format `insta` reads.
 pub fn snapshot_file(name: &str, contents: &str) -> String {
+    // The test that compares it with what the build compiled.
+    let source = if name == "cli_code" {
+        "cli/tests/generated.rs"
+    } else {
+        "tests/generated.rs"
+    };
     format!(
-        "---\nsource: tests/generated.rs\nexpression: {name}\n---\n{}\n",
+        "---\nsource: {source}\nexpression: {name}\n---\n{}\n",
         contents.trim_end()
     )
 }

@@ -261,8 +261,9 @@ fn conversions(text: &str, params: &BTreeMap<String, String>) -> Result<String, 
 }
 
 /// Checks what typify was asked for, and adds what it has no setting for: `as_str` on every
-/// enumeration, and on the open ones (a known enumeration or any other string) comparison with
-/// a known value, so that `operator == KnownConditionOperator::Contains` needs no `matches!`.
+/// enumeration, and on the open ones (a known enumeration or any other string) `FromStr` and
+/// comparison with a known value, so that `operator == KnownConditionOperator::Contains` needs
+/// no `matches!`.
 pub fn finish(file: &mut syn::File, spec: &OpenAPI) -> Result<(), String> {
     let surface = Surface::build(&[], &file.to_token_stream().to_string())?;
     for name in all_optional(spec) {
@@ -363,6 +364,35 @@ fn enum_items(def: &TypeDef, surface: &Surface) -> Option<Vec<proc_macro2::Token
             }
         }
     }];
+    // Parsing tries the known values first, then the string variant, as decoding the JSON does;
+    // the command line's flags parse with it.
+    let known = held
+        .iter()
+        .filter(|(_, _, closed)| *closed)
+        .map(|(variant, ty, _)| {
+            let (variant, ty) = (format_ident!("{}", variant), format_ident!("{}", ty));
+            quote! {
+                if let Ok(v) = value.parse::<#ty>() {
+                    return Ok(Self::#variant(v));
+                }
+            }
+        });
+    let rest = match held.iter().find(|(_, _, closed)| !*closed) {
+        Some((variant, ty, _)) => {
+            let (variant, ty) = (format_ident!("{}", variant), format_ident!("{}", ty));
+            quote! { #ty::try_from(value.to_string()).map(Self::#variant) }
+        }
+        None => quote! { Err(format!("{value:?} is not one of the known values").into()) },
+    };
+    items.push(quote! {
+        impl ::std::str::FromStr for #name {
+            type Err = self::error::ConversionError;
+            fn from_str(value: &str) -> ::std::result::Result<Self, self::error::ConversionError> {
+                #(#known)*
+                #rest
+            }
+        }
+    });
     for (variant, ty, _) in held.iter().filter(|(_, _, closed)| *closed) {
         let variant = format_ident!("{}", variant);
         let ty = format_ident!("{}", ty);

@@ -482,3 +482,258 @@ async fn all_profiles_plan_and_apply_per_site() {
     let plan = run_plan(&sandbox, file_arg, &all).await;
     assert_eq!(plan.code, 0, "{}", plan.stdout);
 }
+
+// --- The generated commands (`comm100 op <operation>`) ---------------------------------------
+
+/// The generated commands' names, from the command line's own tree.
+fn generated_commands() -> std::collections::BTreeSet<String> {
+    comm100_cli::command()
+        .find_subcommand("op")
+        .expect("an `op` group")
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect()
+}
+
+/// Every generated command once, each checked in the sandbox's state and log: the template fed
+/// back creates, the list and the get show it, the update takes its body from stdin with flags
+/// merged into it, the delete removes it, and a refusal prints the one-line `ApiError`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_generated_command_once() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let controls = sandbox.controls();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ran = std::collections::BTreeSet::new();
+
+    // The template needs no server, and is valid as it is: fed back, it creates a segment.
+    let template = comm100(
+        &sandbox,
+        &["op", "create-customer-segment", "--json-body-template"],
+        None,
+    )
+    .await;
+    assert_eq!(template.code, 0, "{}", template.stderr);
+    assert!(
+        controls.requests().is_empty(),
+        "the template sent a request"
+    );
+    let body_file = dir.path().join("body.json");
+    std::fs::write(&body_file, &template.stdout).unwrap();
+    let template: Value = serde_json::from_str(&template.stdout).unwrap();
+    let created = comm100(
+        &sandbox,
+        &[
+            "op",
+            "create-customer-segment",
+            "--json-body",
+            body_file.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    // stdout is a pipe here: JSON without `--format`.
+    let created: Value = serde_json::from_str(&created.stdout).unwrap();
+    let id: comm100::uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    let record = controls.segment(DEFAULT_SITE_ID, id).expect("created");
+    assert_eq!(record.name.as_deref(), template["name"].as_str());
+    assert_eq!(
+        record.raw["conditions"][0]["value"],
+        template["conditions"][0]["value"]
+    );
+    ran.insert("create-customer-segment");
+
+    let list = comm100(&sandbox, &["op", "list-customer-segments"], None).await;
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let listed: Value = serde_json::from_str(&list.stdout).unwrap();
+    let listed: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let stored: Vec<String> = controls
+        .segments(DEFAULT_SITE_ID)
+        .iter()
+        .map(|s| s.id.to_string())
+        .collect();
+    assert_eq!(listed, stored);
+    ran.insert("list-customer-segments");
+
+    let id_arg = id.to_string();
+    let get = comm100(
+        &sandbox,
+        &[
+            "op",
+            "get-customer-segment",
+            "--id",
+            &id_arg,
+            "--format",
+            "table",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(get.code, 0, "{}", get.stderr);
+    let name_row = get
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("name "))
+        .unwrap_or_else(|| panic!("no name row:\n{}", get.stdout));
+    assert!(
+        name_row.ends_with(record.name.as_deref().unwrap()),
+        "{name_row}"
+    );
+    ran.insert("get-customer-segment");
+
+    // The body from stdin; the flags are merged into it, each replacing its field.
+    let body = json!({
+        "name": "From stdin",
+        "description": "kept from stdin",
+        "conditions": [condition("/stdin")],
+    });
+    let update = comm100(
+        &sandbox,
+        &[
+            "op",
+            "update-customer-segment",
+            "--id",
+            &id_arg,
+            "--json-body",
+            "-",
+            "--name",
+            "From the flag",
+            "--condition-met-type",
+            "any",
+        ],
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(update.code, 0, "{}", update.stderr);
+    let record = controls.segment(DEFAULT_SITE_ID, id).unwrap();
+    assert_eq!(
+        (
+            record.name.as_deref(),
+            record.description.as_deref(),
+            record.condition_met_type.as_deref(),
+            record.raw["conditions"][0]["value"].as_str(),
+        ),
+        (
+            Some("From the flag"),
+            Some("kept from stdin"),
+            Some("any"),
+            Some("/stdin")
+        )
+    );
+    ran.insert("update-customer-segment");
+
+    let delete = comm100(
+        &sandbox,
+        &["op", "delete-customer-segment", "--id", &id_arg],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (delete.code, delete.stdout.as_str()),
+        (0, ""),
+        "{}",
+        delete.stderr
+    );
+    assert!(controls.segment(DEFAULT_SITE_ID, id).is_none());
+    ran.insert("delete-customer-segment");
+
+    // One write per writing command, in order.
+    assert_eq!(
+        writes(&sandbox),
+        [
+            "POST /api/v3/livechat/customerSegments".to_string(),
+            format!("PUT /api/v3/livechat/customerSegments/{id}"),
+            format!("DELETE /api/v3/livechat/customerSegments/{id}"),
+        ]
+    );
+
+    // A refusal: exit 3 and the one-line ApiError (the operation, the status), no headers.
+    let gone = comm100(
+        &sandbox,
+        &["op", "get-customer-segment", "--id", &id_arg],
+        None,
+    )
+    .await;
+    assert_eq!(gone.code, 3, "{}", gone.stderr);
+    assert_eq!(gone.stderr.lines().count(), 1, "{}", gone.stderr);
+    assert!(
+        gone.stderr
+            .starts_with("error: get_customer_segment: HTTP 404"),
+        "{}",
+        gone.stderr
+    );
+
+    let ran: std::collections::BTreeSet<String> = ran.into_iter().map(String::from).collect();
+    assert_eq!(
+        ran,
+        generated_commands(),
+        "a generated command this test does not run"
+    );
+    // The login operation takes the password: no command, and `op --help` says why.
+    let help = comm100(&sandbox, &["op", "--help"], None).await;
+    assert!(
+        help.stdout
+            .contains("generate_jwt_token: its request carries a secret (`Password`)"),
+        "{}",
+        help.stdout
+    );
+}
+
+/// What the generated commands refuse before sending, with exit 1 and a line that says why: a
+/// flag that fails its type's check or names a value the server does not accept (the open Rust
+/// type would take any string), a body the SDK checks, a body and a password that would both
+/// read stdin, and any other flag with the template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_commands_refuse_locally() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let body = json!({"name": "Ok", "conditions": [condition("/x")]}).to_string();
+    let no_condition = json!({"name": "Ok", "conditions": []}).to_string();
+    let create = ["op", "create-customer-segment"];
+    let cases: [(&[&str], Option<&str>, &str); 5] = [
+        (
+            &[&create[..], &["--json-body", "-", "--name", " "]].concat(),
+            Some(&body),
+            "must not be blank",
+        ),
+        (
+            &[
+                &create[..],
+                &["--json-body", "-", "--condition-met-type", "most"],
+            ]
+            .concat(),
+            Some(&body),
+            "[possible values: all, any, logicalExpression]",
+        ),
+        (
+            &[&create[..], &["--json-body", "-"]].concat(),
+            Some(&no_condition),
+            "at least one condition",
+        ),
+        (
+            &[
+                &["--profile", "any", "--password-stdin"][..],
+                &create[..],
+                &["--json-body", "-"],
+            ]
+            .concat(),
+            Some(&body),
+            "both read stdin",
+        ),
+        (
+            &[&create[..], &["--json-body-template", "--name", "x"]].concat(),
+            None,
+            "cannot be used with",
+        ),
+    ];
+    for (args, stdin, says) in cases {
+        let run = comm100(&sandbox, args, stdin).await;
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+    assert_eq!(writes(&sandbox), Vec::<String>::new());
+}

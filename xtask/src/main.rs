@@ -20,7 +20,8 @@ use std::process::ExitCode;
 const USAGE: &str =
     "usage: cargo xtask <generate | check | conformance | msrv | overhead-ir | storm-ir>
 
-  generate   regenerate from openapi/comm100.yaml and update the reviewed snapshots
+  generate   regenerate from openapi/comm100.yaml and update the reviewed snapshots (the
+             client's, the command line's code and every command's --help)
   check      exit non-zero, with a diff, when the snapshots are not up to date
   conformance  run schemathesis against the sandbox with openapi/comm100.yaml
   msrv       check that rust-version is at least every dependency's rust-version
@@ -35,13 +36,18 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let task = std::env::args().nth(1);
     let result = match task.as_deref() {
+        // The command line's --help snapshot after the code: its test compiles the code.
         Some("generate") => review::generate(
             &root.join(codegen::SPEC_PATH),
             &root.join(codegen::SNAPSHOT_DIR),
-        ),
-        Some("check") => review::check(
-            &root.join(codegen::SPEC_PATH),
-            &root.join(codegen::SNAPSHOT_DIR),
+        )
+        .and_then(|code| Ok(format!("{code}\n{}", review::cli_help(&root, true)?))),
+        Some("check") => both(
+            review::check(
+                &root.join(codegen::SPEC_PATH),
+                &root.join(codegen::SNAPSHOT_DIR),
+            ),
+            || review::cli_help(&root, false),
         ),
         Some("conformance") => conformance::run(&root),
         Some("msrv") => msrv::run(&root),
@@ -63,6 +69,19 @@ fn main() -> ExitCode {
             eprintln!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Both results, the second run even when the first failed, so that one `check` shows every
+/// drift; an error if either failed.
+fn both(
+    first: Result<String, String>,
+    second: impl FnOnce() -> Result<String, String>,
+) -> Result<String, String> {
+    match (first, second()) {
+        (Ok(a), Ok(b)) => Ok(format!("{a}\n{b}")),
+        (Err(a), Err(b)) => Err(format!("{a}\n{b}")),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
     }
 }
 

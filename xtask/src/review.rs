@@ -113,6 +113,41 @@ pub fn check(spec: &Path, snapshots: &Path) -> Result<String, String> {
     ))
 }
 
+/// The reviewed `--help` of every command of the command line,
+/// `cli/tests/snapshots/help__every_command.snap`. Only the compiled command line can render
+/// it, so its test (`cli/tests/help.rs`) is run: it fails on drift with `accept` false
+/// (`INSTA_UPDATE=no`), and writes the snapshot with `accept` true (`INSTA_UPDATE=always`).
+/// After `cargo test --workspace` (CI) it is compiled already and takes seconds.
+pub fn cli_help(root: &Path, accept: bool) -> Result<String, String> {
+    const SNAPSHOT: &str = "cli/tests/snapshots/help__every_command.snap";
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .current_dir(root)
+        .args(["test", "-p", "comm100-cli", "--test", "help", "--quiet"])
+        .env("INSTA_UPDATE", if accept { "always" } else { "no" })
+        .output()
+        .map_err(|e| format!("cannot run cargo test -p comm100-cli --test help: {e}"))?;
+    if output.status.success() {
+        return Ok(if accept {
+            format!("  written  {SNAPSHOT} (every command's --help)")
+        } else {
+            format!("up to date: {SNAPSHOT} matches every command's --help")
+        });
+    }
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Err(if accept {
+        format!("cannot write {SNAPSHOT}: its test (cli/tests/help.rs) failed:\n\n{log}")
+    } else {
+        format!(
+            "{SNAPSHOT} is out of date with the command line's --help (or its test failed):\n\n{log}\nIf this change is intended, accept it with:\n\n    cargo xtask generate\n"
+        )
+    })
+}
+
 /// A unified diff; with `tags`, each hunk of the surface listing is followed by the changes it
 /// shows, which are then marked as shown.
 fn diff(label: &str, old: &str, new: &str, mut tags: Option<(&Report, &mut [bool])>) -> String {
@@ -177,11 +212,12 @@ fn reviewed(snapshots: &Path) -> Vec<Option<String>> {
 }
 
 fn outputs(spec: &Path) -> Result<Vec<(&'static str, String)>, String> {
-    let (surface, code) = codegen::reviewed_outputs(spec).map_err(|e| e.to_string())?;
+    let (surface, code, cli) = codegen::reviewed_outputs(spec).map_err(|e| e.to_string())?;
     // The order of codegen::SNAPSHOTS: the surface is read first.
     Ok(vec![
         (codegen::SNAPSHOTS[0], surface),
         (codegen::SNAPSHOTS[1], code),
+        (codegen::SNAPSHOTS[2], cli),
     ])
 }
 
@@ -250,6 +286,42 @@ mod tests {
         assert!(
             err.contains("cargo xtask generate"),
             "the accepting command is named"
+        );
+    }
+
+    /// An edit of a request field's description changes the command line's help: `check`
+    /// shows it in the diff of the generated commands.
+    #[test]
+    fn a_request_field_edit_shows_in_the_cli_snapshot() {
+        let err = check_edited("cli-help", |spec| {
+            spec.replacen(
+                "description: The name of the segment. Required, and not blank.",
+                "description: The segment's name. Required, and not blank.",
+                1,
+            )
+        });
+        let cli = err
+            .find("generated__cli_code.snap (reviewed)")
+            .unwrap_or_else(|| panic!("no diff of the generated commands:\n{err}"));
+        assert!(
+            err[cli..].contains(
+                "+                    .help(\"The segment's name. Required, and not blank.\")"
+            ),
+            "{err}"
+        );
+    }
+
+    /// `--json-body-template` must be valid as it is: a required string without an `example`
+    /// in the spec has no such value, and generation names it.
+    #[test]
+    fn a_required_string_without_an_example_fails_the_cli_generation() {
+        let spec = std::fs::read_to_string(root().join(codegen::SPEC_PATH)).unwrap();
+        let without = spec.replacen("          example: VIP visitors\n", "", 1);
+        assert_ne!(without, spec);
+        let err = codegen::cli::generate(&without).unwrap_err().to_string();
+        assert!(
+            err.contains("create_customer_segment.name: the command line's `--json-body-template` needs a value that is sure to be valid; give this schema an `example`"),
+            "{err}"
         );
     }
 
