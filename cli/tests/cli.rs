@@ -712,7 +712,7 @@ async fn generated_commands_refuse_locally() {
         (
             &[&create[..], &["--json-body", "-"]].concat(),
             Some(&no_condition),
-            "at least one condition",
+            "conditions: must hold at least one item",
         ),
         (
             &[
