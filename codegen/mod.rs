@@ -327,6 +327,7 @@ fn rewrite(
     let text = types::plain_messages(&text, spec).map_err(CodegenError::Progenitor)?;
     let text = types::min_items(&text, spec).map_err(CodegenError::Progenitor)?;
     let text = without_empty_header_maps(text)?;
+    let text = successes_beside(text, spec)?;
     let text = uuid_paths(text, spec);
     text.parse()
         .map_err(|e: proc_macro2::LexError| CodegenError::Progenitor(e.to_string()))
@@ -479,6 +480,20 @@ fn send_success_type(output: &syn::ReturnType) -> Option<syn::Type> {
 /// `DOCUMENTED_SUCCESS`: each operation's documented success status and whether it has a body,
 /// from the spec, for the hooks' rule that any `2xx` is a success (src/hooks.rs).
 fn documented_success(spec: &OpenAPI) -> Result<syn::Item, CodegenError> {
+    let rows = successes(spec)
+        .into_iter()
+        .map(|(id, status, has_body)| quote::quote! { (#id, #status, #has_body) });
+    syn::parse2(quote::quote! {
+        /// Each operation's documented success: its id, its status, and whether it has a body.
+        /// Generated from the spec by `codegen/mod.rs`; read by the hooks, which take any `2xx`
+        /// as this success.
+        pub(crate) const DOCUMENTED_SUCCESS: &[(&str, u16, bool)] = &[#(#rows),*];
+    })
+    .map_err(|e| CodegenError::Progenitor(e.to_string()))
+}
+
+/// Each operation's documented success: its id, its status, and whether it has a body.
+fn successes(spec: &OpenAPI) -> Vec<(String, u16, bool)> {
     let mut rows = Vec::new();
     for (_, _, op) in spec.operations() {
         let Some(id) = op.operation_id.as_deref() else {
@@ -495,16 +510,62 @@ fn documented_success(spec: &OpenAPI) -> Result<syn::Item, CodegenError> {
         let Some((status, response)) = success else {
             continue;
         };
-        let has_body = response_body(spec, response).is_some();
-        rows.push(quote::quote! { (#id, #status, #has_body) });
+        rows.push((
+            id.to_owned(),
+            status,
+            response_body(spec, response).is_some(),
+        ));
     }
-    syn::parse2(quote::quote! {
-        /// Each operation's documented success: its id, its status, and whether it has a body.
-        /// Generated from the spec by `codegen/mod.rs`; read by the hooks, which take any `2xx`
-        /// as this success.
-        pub(crate) const DOCUMENTED_SUCCESS: &[(&str, u16, bool)] = &[#(#rows),*];
-    })
-    .map_err(|e| CodegenError::Progenitor(e.to_string()))
+    rows
+}
+
+/// Each operation with a documented success hands it to the hooks
+/// (`crate::hooks::exec_documented` instead of `exec`), which read a success body within the
+/// call and give it back beside the response, for `crate::hooks::decode_read`: no lookup by
+/// operation id and no trip through the response's extensions (an allocation) per call.
+fn successes_beside(mut text: String, spec: &OpenAPI) -> Result<String, CodegenError> {
+    const EXEC: &str = "let result = client . exec (request , & info) . await ;";
+    let changed = |what: &str| {
+        CodegenError::Progenitor(format!(
+            "{what}; update `successes_beside` in codegen/mod.rs"
+        ))
+    };
+    for (id, status, has_body) in successes(spec) {
+        let marker = format!("operation_id : \"{id}\"");
+        let at = text.find(&marker).ok_or_else(|| {
+            changed(&format!(
+                "the generated `{id}` no longer names its operation as `{marker}`"
+            ))
+        })?;
+        let exec = text[at..]
+            .find(EXEC)
+            .map(|i| at + i)
+            .ok_or_else(|| changed(&format!("the generated `{id}` no longer calls `{EXEC}`")))?;
+        let read = if has_body { "read" } else { "_" };
+        text.replace_range(
+            exec..exec + EXEC.len(),
+            &format!(
+                "let (result , {read}) = crate :: hooks :: exec_documented (client , request , & info , {status}u16 , {has_body}) . await ;"
+            ),
+        );
+        if has_body {
+            let arm = format!(
+                "{status}u16 => {{ crate :: hooks :: decode_response (response) . await }}"
+            );
+            let found = text[exec..].find(&arm).map(|i| exec + i).ok_or_else(|| {
+                changed(&format!(
+                    "the generated `{id}` no longer decodes its success as `{arm}`"
+                ))
+            })?;
+            text.replace_range(
+                found..found + arm.len(),
+                &format!(
+                    "{status}u16 => {{ crate :: hooks :: decode_read (response , read) . await }}"
+                ),
+            );
+        }
+    }
+    Ok(text)
 }
 
 /// Generates the reviewed outputs from the spec at `spec_path`, in the order of `SNAPSHOTS`:

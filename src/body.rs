@@ -167,6 +167,32 @@ pub(crate) async fn decode_response<T: serde::de::DeserializeOwned, E>(
     let full = body_of(response)
         .await
         .map_err(progenitor_client::Error::ResponseBodyError)?;
+    decode(status, headers, full)
+}
+
+/// [`decode_response`] for a generated operation's success, whose body the hooks read and
+/// handed back beside the response (`hooks::exec_documented`); without it, the response's own.
+pub(crate) async fn decode_read<T: serde::de::DeserializeOwned, E>(
+    mut response: Response,
+    read: Option<Bytes>,
+) -> Result<ResponseValue<T>, progenitor_client::Error<E>> {
+    match read {
+        Some(full) => decode(
+            response.status(),
+            std::mem::take(response.headers_mut()),
+            full,
+        ),
+        None => Box::pin(decode_response(response)).await,
+    }
+}
+
+// progenitor's error type is what the generated code returns.
+#[allow(clippy::result_large_err)]
+fn decode<T: serde::de::DeserializeOwned, E>(
+    status: reqwest::StatusCode,
+    headers: reqwest::header::HeaderMap,
+    full: Bytes,
+) -> Result<ResponseValue<T>, progenitor_client::Error<E>> {
     match serde_json::from_slice(&full) {
         Ok(inner) => Ok(ResponseValue::new(inner, status, headers)),
         Err(e) => Err(progenitor_client::Error::InvalidResponsePayload(

@@ -168,14 +168,38 @@ fn is_loopback(url: &Url) -> bool {
 
 /// Whether two URLs share scheme, host and port.
 pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host() == b.host()
-        && a.port_or_known_default() == b.port_or_known_default()
+    // A parsed URL's text up to its path is canonical (the scheme and host in lower case, a
+    // default port left out), so equal origins have equal text there, which is cheaper to
+    // compare than the parts. Userinfo, which this crate refuses in its URLs, counts too: a
+    // URL that carries some is never the same origin as one without.
+    a[..url::Position::BeforePath] == b[..url::Position::BeforePath]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_origin_compares_scheme_host_and_port_whatever_the_spelling() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let api = url("https://api1.comm100.io/api/v3");
+        for same in [
+            "https://api1.comm100.io/api/v3/livechat/customerSegments",
+            "https://API1.Comm100.io:443/other?x=1",
+            "https://api1.comm100.io",
+        ] {
+            assert!(same_origin(&api, &url(same)), "{same}");
+        }
+        for other in [
+            "http://api1.comm100.io/api/v3",
+            "https://api1.comm100.io:8443/api/v3",
+            "https://api1.comm100.io.evil.example/api/v3",
+            "https://evil.example/api1.comm100.io/api/v3",
+            "https://user@api1.comm100.io/api/v3",
+        ] {
+            assert!(!same_origin(&api, &url(other)), "{other}");
+        }
+    }
 
     #[test]
     fn userinfo_is_refused_and_never_shown() {

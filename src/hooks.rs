@@ -23,8 +23,8 @@ use crate::outcome::{
 };
 use crate::retry::{self, RetryPolicy};
 
-// The generated code decodes through this (see `codegen/mod.rs`).
-pub(crate) use crate::body::decode_response;
+// The generated code decodes through these (see `codegen/mod.rs`).
+pub(crate) use crate::body::{decode_read, decode_response};
 
 /// The `User-Agent` every request carries, before the user's suffix.
 pub(crate) const USER_AGENT_PREFIX: &str = concat!("comm100-rs/", env!("CARGO_PKG_VERSION"));
@@ -119,26 +119,84 @@ impl ClientHooks<Inner> for Client {
         }
     }
 
-    /// The loop's future is returned as it is, not awaited inside another: every call moves
-    /// it, and a wrapper would hold a second copy of the request.
+    /// The loop's future in a small adapter, not awaited inside another `async` block: every
+    /// call moves it, and such a block would hold a second copy of the request.
     fn exec(
         &self,
         request: Request,
         info: &OperationInfo,
     ) -> impl Future<Output = reqwest::Result<Response>> {
-        let inner = self.inner();
-        let now = tokio::time::Instant::now();
-        // A budget too large to add is no budget: a century stands in for it.
-        let deadline = now
-            .checked_add(inner.budget)
-            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
-        let call = Call {
-            operation_id: info.operation_id,
-            idempotent: is_idempotent(request.method()) || info.operation_id == LOGIN_OPERATION,
-            max_body: inner.max_body,
-            exposure: AtomicU8::new(Outcome::NotSent as u8),
-        };
-        execute(self.client(), inner, request, call, deadline)
+        let documented = documented_success(info.operation_id);
+        WithBody {
+            call: start(self, request, info, documented),
+        }
+    }
+}
+
+/// What the generated operations call instead of [`ClientHooks::exec`] (see `codegen/mod.rs`):
+/// the same loop, told the operation's documented success by the generated code, which gets a
+/// success body back beside its response instead of in the response's extensions (an
+/// allocation and a lookup per call).
+pub(crate) fn exec_documented<'a>(
+    client: &'a Client,
+    request: Request,
+    info: &OperationInfo,
+    status: u16,
+    has_body: bool,
+) -> impl Future<Output = (reqwest::Result<Response>, Option<bytes::Bytes>)> + 'a {
+    start(client, request, info, Some((status, has_body)))
+}
+
+/// The loop's future for one call, with its deadline and bookkeeping.
+fn start<'a>(
+    client: &'a Client,
+    request: Request,
+    info: &OperationInfo,
+    documented: Option<(u16, bool)>,
+) -> impl Future<Output = (reqwest::Result<Response>, Option<bytes::Bytes>)> + 'a {
+    let inner = client.inner();
+    let now = tokio::time::Instant::now();
+    // A budget too large to add is no budget: a century stands in for it.
+    let deadline = now
+        .checked_add(inner.budget)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+    let call = Call {
+        operation_id: info.operation_id,
+        idempotent: is_idempotent(request.method()) || info.operation_id == LOGIN_OPERATION,
+        max_body: inner.max_body,
+        documented,
+        exposure: AtomicU8::new(Outcome::NotSent as u8),
+    };
+    execute(client.client(), inner, request, call, deadline)
+}
+
+pin_project_lite::pin_project! {
+    /// The loop's result as [`ClientHooks::exec`] returns it: a success body read by the loop
+    /// goes into the response's extensions ([`body::ReadBody`]), where `decode_response` and
+    /// raw calls find it.
+    struct WithBody<F> {
+        #[pin]
+        call: F,
+    }
+}
+
+impl<F> Future for WithBody<F>
+where
+    F: Future<Output = (reqwest::Result<Response>, Option<bytes::Bytes>)>,
+{
+    type Output = reqwest::Result<Response>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.project().call.poll(cx).map(|(result, read)| {
+            let mut response = result?;
+            if let Some(bytes) = read {
+                response.extensions_mut().insert(body::ReadBody(bytes));
+            }
+            Ok(response)
+        })
     }
 }
 
@@ -192,6 +250,8 @@ struct Call {
     idempotent: bool,
     /// The largest success body read.
     max_body: usize,
+    /// The operation's documented success: its status and whether it has a body.
+    documented: Option<(u16, bool)>,
     /// The worst [`Outcome`] so far, as a `u8`: what the call has done if its budget runs out
     /// now. Written by the loop, read when the budget runs out.
     exposure: AtomicU8,
@@ -268,7 +328,7 @@ fn execute<'a>(
     request: Request,
     call: Call,
     deadline: tokio::time::Instant,
-) -> impl Future<Output = reqwest::Result<Response>> + 'a {
+) -> impl Future<Output = (reqwest::Result<Response>, Option<bytes::Bytes>)> + 'a {
     let method = request.method().clone();
     // The token goes to the API origin and nowhere else.
     let auth = inner.auth.as_ref().filter(|_| {
@@ -298,7 +358,9 @@ fn execute<'a>(
         // The worst outcome of the attempts that have ended.
         let mut settled = Outcome::NotSent;
         let mut earlier_unknown = false;
-        loop {
+        // The success body read, when the response goes on without it.
+        let mut success_body = None;
+        let result = 'call: loop {
             attempt += 1;
             let token = match auth {
                 Some(cache) => {
@@ -308,14 +370,14 @@ fn execute<'a>(
                         None => {
                             match Box::pin(tokio::time::timeout_at(deadline, cache.get())).await {
                                 Ok(got) => got,
-                                Err(_) => return call.out_of_budget(inner.budget, None).await,
+                                Err(_) => break 'call call.out_of_budget(inner.budget, None).await,
                             }
                         }
                     };
                     match got {
                         Ok(token) => Some(token),
                         Err(e) => {
-                            return Box::pin(login_failure(e, inner.login_url.as_ref())).await
+                            break 'call Box::pin(login_failure(e, inner.login_url.as_ref())).await
                         }
                     }
                 }
@@ -325,14 +387,14 @@ fn execute<'a>(
             // The daily limit and the shared budget, before anything is sent.
             if let Some(daily) = &inner.daily {
                 if let Gate::Closed(until) = daily.gate() {
-                    return call
+                    break 'call call
                         .fail(settled, Error::DailyLimitReached { until }, None)
                         .await;
                 }
             }
             if let Some(rate) = &inner.rate {
                 if let Err(wait) = Box::pin(rate.acquire(deadline)).await {
-                    return call.fail(settled, Error::RateBudget { wait }, None).await;
+                    break 'call call.fail(settled, Error::RateBudget { wait }, None).await;
                 }
             }
 
@@ -348,12 +410,21 @@ fn execute<'a>(
             {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 if left.is_zero() {
-                    return call.out_of_budget(inner.budget, None).await;
+                    break 'call call.out_of_budget(inner.budget, None).await;
                 }
                 budget_binds = left < timeout;
                 if budget_binds || matches!(inner.attempt_timeout, AttemptTimeout::Stated(_)) {
                     attempt_timeout = Some(left.min(timeout));
                 }
+            }
+
+            // The token goes into the original, so that each copy has it: inserted into a copy,
+            // whose map has no room to spare, it would grow the map on every attempt. (A new
+            // token replaces the old one in place.)
+            if let (Some(token), Some(original)) = (&token, original.as_mut()) {
+                original
+                    .headers_mut()
+                    .insert(AUTHORIZATION, token.bearer().clone());
             }
 
             // The copy is made after the waits above and handed to reqwest within this block,
@@ -368,16 +439,16 @@ fn execute<'a>(
                         ),
                     },
                 };
-                if let Some(token) = &token {
-                    this.headers_mut()
-                        .insert(AUTHORIZATION, token.bearer().clone());
-                }
                 if attempt_timeout.is_some() {
                     *this.timeout_mut() = attempt_timeout;
                 }
                 // The URL carries no secret (the token travels in a header), so it may be
-                // traced.
-                let span = attempt_span(&method, this.url(), operation_id, sent);
+                // traced. Without a subscriber that takes DEBUG, no span is made at all (not
+                // even the disabled one that tracing's `log` feature would fill in for `log`).
+                let span = match tracing::level_enabled!(tracing::Level::DEBUG) {
+                    true => attempt_span(&method, this.url(), operation_id, sent),
+                    false => tracing::Span::none(),
+                };
                 (client.execute(this), span, resendable)
             };
             sent += 1;
@@ -397,29 +468,29 @@ fn execute<'a>(
             // What happened. A 2xx body is read here, so that its failure is an answer like any
             // other and the budget covers it.
             let (answer, mut response, failure) = match sending {
-                None => return call.out_of_budget(inner.budget, None).await,
+                None => break 'call call.out_of_budget(inner.budget, None).await,
                 Some(Ok(response)) if response.status().is_success() => {
                     call.expose(settled.max(Outcome::Performed));
-                    let reading =
-                        bounded!(timer, read_success(response, inner.max_body, operation_id));
+                    let reading = bounded!(timer, read_success(response, call));
                     let Some(read) = reading else {
-                        return call.out_of_budget(inner.budget, None).await;
+                        break 'call call.out_of_budget(inner.budget, None).await;
                     };
                     match read {
                         // A success ends the call whatever else holds (the first rule of
                         // `decide` for a 2xx), so the inputs of a retry (the policy's wait,
                         // the time left) are not worked out for it.
-                        Ok(read) => {
+                        Ok((response, body)) => {
                             if let Some(daily) = &inner.daily {
                                 daily.close();
                             }
-                            return Ok(read);
+                            success_body = body;
+                            break 'call Ok(response);
                         }
                         Err(ReadError::TooLarge) => {
                             (Answer::BrokenSuccess { too_large: true }, None, None)
                         }
                         Err(ReadError::Transport(e)) if budget_binds && e.is_timeout() => {
-                            return call.out_of_budget(inner.budget, e.url()).await;
+                            break 'call call.out_of_budget(inner.budget, e.url()).await;
                         }
                         Err(ReadError::Transport(e)) => {
                             (Answer::BrokenSuccess { too_large: false }, None, Some(e))
@@ -428,7 +499,7 @@ fn execute<'a>(
                 }
                 Some(Ok(response)) => (Answer::Status(response.status()), Some(response), None),
                 Some(Err(e)) if budget_binds && e.is_timeout() && !e.is_connect() => {
-                    return call.out_of_budget(inner.budget, e.url()).await;
+                    break 'call call.out_of_budget(inner.budget, e.url()).await;
                 }
                 Some(Err(e)) if e.is_connect() => (Answer::NotConnected, None, Some(e)),
                 Some(Err(e)) => (Answer::Lost, None, Some(e)),
@@ -477,7 +548,7 @@ fn execute<'a>(
 
             match step {
                 Step::Succeed => match response {
-                    Some(response) => return Ok(response),
+                    Some(response) => break 'call Ok(response),
                     None => unreachable!("a success has a response"),
                 },
                 Step::SucceedEarlier => {
@@ -488,7 +559,7 @@ fn execute<'a>(
                     let Some(mut response) = response.take() else {
                         unreachable!("a 404 has a response")
                     };
-                    return Ok(done_earlier(&mut response, operation_id));
+                    break 'call Ok(done_earlier(&mut response, call.documented));
                 }
                 Step::Refresh => {
                     refreshed = true;
@@ -538,13 +609,14 @@ fn execute<'a>(
                             inner.daily.as_ref(),
                         )),
                     );
-                    return match ending {
+                    break 'call match ending {
                         Some(result) => result,
                         None => call.out_of_budget(inner.budget, None).await,
                     };
                 }
             }
-        }
+        };
+        (result, success_body)
     }
 }
 
@@ -691,8 +763,8 @@ async fn give_up(
 /// A `DELETE` answered `404` after an attempt that got no answer: the documented success, with
 /// the server's status in [`ORIGINAL_STATUS_HEADER`] and [`OUTCOME_HEADER`] saying that an
 /// earlier attempt most probably did it.
-fn done_earlier(response: &mut Response, operation_id: &'static str) -> Response {
-    let status = documented_success(operation_id)
+fn done_earlier(response: &mut Response, documented: Option<(u16, bool)>) -> Response {
+    let status = documented
         .and_then(|(status, _)| StatusCode::from_u16(status).ok())
         .unwrap_or(StatusCode::NO_CONTENT);
     let mut done = rebuilt(status, response, bytes::Bytes::new());
@@ -798,10 +870,9 @@ fn documented_success(operation_id: &str) -> Option<(u16, bool)> {
 /// that fails while reading it, is the loop's to judge.
 async fn read_success(
     mut response: Response,
-    max_body: usize,
-    operation_id: &'static str,
-) -> Result<Response, ReadError> {
-    let documented = documented_success(operation_id);
+    call: &Call,
+) -> Result<(Response, Option<bytes::Bytes>), ReadError> {
+    let documented = call.documented;
     let sent = response.status();
     let status = documented
         .and_then(|(status, _)| StatusCode::from_u16(status).ok())
@@ -810,17 +881,16 @@ async fn read_success(
     if !wants_body {
         // Nothing is documented, so nothing is read: the connection drops what was sent.
         return Ok(match status == sent {
-            true => response,
-            false => rebuilt(status, &mut response, bytes::Bytes::new()),
+            true => (response, None),
+            false => (rebuilt(status, &mut response, bytes::Bytes::new()), None),
         });
     }
-    let (bytes, _) = body::read_capped(&mut response, max_body, false).await?;
+    let (bytes, _) = body::read_capped(&mut response, call.max_body, false).await?;
     if status == sent {
         // The common case: the response goes on as it came, its body beside it.
-        response.extensions_mut().insert(body::ReadBody(bytes));
-        return Ok(response);
+        return Ok((response, Some(bytes)));
     }
-    Ok(rebuilt(status, &mut response, bytes))
+    Ok((rebuilt(status, &mut response, bytes), None))
 }
 
 /// The response as the documented `status`, with `body`, and the status the server sent in
