@@ -326,6 +326,7 @@ fn rewrite(
     let text = apply_rewrites(tokens.to_string(), REWRITES, "codegen/mod.rs")?;
     let text = types::plain_messages(&text, spec).map_err(CodegenError::Progenitor)?;
     let text = types::min_items(&text, spec).map_err(CodegenError::Progenitor)?;
+    let text = types::unset_without_allocation(&text, spec).map_err(CodegenError::Progenitor)?;
     let text = without_empty_header_maps(text)?;
     let text = successes_beside(text, spec)?;
     let text = uuid_paths(text, spec);

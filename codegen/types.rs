@@ -469,3 +469,43 @@ pub fn min_items(text: &str, spec: &OpenAPI) -> Result<String, String> {
     }
     Ok(text)
 }
+
+/// typify's and progenitor's builders start a required field as an error message, made (and
+/// allocated) for every builder, whether the field is then set or not: for a create, two
+/// messages made and dropped on every call. They start empty here, which allocates nothing,
+/// and `crate::segments::required` words the message where a builder is read: typify's
+/// conversion from a builder, and an operation's parameters in `send`.
+pub fn unset_without_allocation(text: &str, spec: &OpenAPI) -> Result<String, String> {
+    let surface = Surface::build(&[], text)?;
+    let fields = field_names(&surface)?;
+    let params = param_names(spec);
+    const EMPTY: &str = "Err (:: std :: string :: String :: new ())";
+    let text = replace_named(text, "Err (\"", ": is required\" . to_string ())", |_| {
+        EMPTY.to_owned()
+    });
+    if !text.contains(EMPTY) || text.contains(": is required\" . to_string ())") {
+        return Err(
+            "the builders no longer start a required field as `Err(\"x: is required\".to_string())`; teach `unset_without_allocation` their new shape".into(),
+        );
+    }
+    let wire = |names: &BTreeMap<String, String>, rust: &str| {
+        names.get(rust).cloned().unwrap_or_else(|| rust.to_owned())
+    };
+    // typify's conversions from a builder, one field at a time.
+    let text = replace_named(&text, "value . ", " ?", |name| {
+        format!(
+            "crate :: segments :: required (value . {name} , {:?}) ?",
+            wire(&fields, name)
+        )
+    });
+    // progenitor's `send`, one parameter at a time.
+    let mut text = text;
+    for (rust, wire_name) in &params {
+        let from = format!("let {rust} = {rust} . map_err (Error :: InvalidRequest) ? ;");
+        let to = format!(
+            "let {rust} = crate :: segments :: required ({rust} , {wire_name:?}) . map_err (Error :: InvalidRequest) ? ;"
+        );
+        text = text.replace(&from, &to);
+    }
+    Ok(text)
+}

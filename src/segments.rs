@@ -213,6 +213,15 @@ pub(crate) fn min_items<L: Items>(list: L, least: usize, field: &str) -> Result<
     }
 }
 
+/// A builder's field as it is read: one never set starts empty (see `codegen/types.rs`, which
+/// keeps every builder from allocating its messages up front) and is named here.
+pub(crate) fn required<T>(field: Result<T, String>, name: &str) -> Result<T, String> {
+    field.map_err(|e| match e.is_empty() {
+        true => format!("{name}: is required"),
+        false => e,
+    })
+}
+
 /// A required list, or an optional one, which is not checked when left out.
 pub(crate) trait Items {
     fn count(&self) -> Option<usize>;
