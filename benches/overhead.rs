@@ -191,8 +191,9 @@ enum Side {
 /// What each side calls for one list length (the canned server serves each under its own
 /// prefix).
 struct Target {
-    /// The SDK's client for the prefix.
-    sdk: comm100::Comm100,
+    /// The SDK's client for the prefix; not made in a profile run of the raw side, whose
+    /// heap, and so its allocator's work, then owes nothing to the SDK's code.
+    sdk: Option<comm100::Comm100>,
     /// The prefix's API base URL, kept as a careful hand-written client keeps its base URL.
     api: String,
 }
@@ -217,7 +218,11 @@ impl Bench {
     }
 
     async fn sdk_once(&self, op: Op) -> usize {
-        let client = self.targets[&op.list_len()].sdk.client();
+        let client = self.targets[&op.list_len()]
+            .sdk
+            .as_ref()
+            .expect("the SDK's side is made unless only the raw side runs")
+            .client();
         match op {
             Op::Get => {
                 let s = client
@@ -370,6 +375,9 @@ fn main() {
         .unwrap();
     rt.block_on(async move {
         let sdk_client = std::env::var("OVERHEAD_SDK_CLIENT").unwrap_or_else(|_| "own".into());
+        // A profile run of one side makes only that side's clients.
+        let raw_only = std::env::var("OVERHEAD_PROFILE")
+            .is_ok_and(|spec| spec.split(':').nth(1) == Some("raw"));
         // The SDK's own client's settings: its default timeouts.
         let http = reqwest::Client::builder()
             .connect_timeout(CLIENT_TIMEOUT)
@@ -405,7 +413,7 @@ fn main() {
                     "shared" => sdk.http_client(http.clone()),
                     other => panic!("OVERHEAD_SDK_CLIENT={other}: use own, shared-stated or shared"),
                 };
-                let sdk = sdk.build().unwrap();
+                let sdk = (!raw_only).then(|| sdk.build().unwrap());
                 (n, Target { sdk, api })
             })
             .collect();

@@ -356,8 +356,8 @@ impl Comm100Builder {
 
     /// A `reqwest::ClientBuilder` of your own (a proxy, a custom CA, a client certificate, a
     /// connection pool setting), to which this crate adds its rules before building it: the
-    /// timeouts ([`Self::timeout`], [`Self::connect_timeout`]) and redirects only within one
-    /// origin. The client it builds carries every request, the login included.
+    /// timeouts ([`Self::timeout`], [`Self::connect_timeout`]), redirects only within one
+    /// origin, and no retries of reqwest's own (this crate retries). The client it builds carries every request, the login included.
     ///
     /// ```
     /// let proxied = reqwest::Client::builder().pool_max_idle_per_host(4);
@@ -609,6 +609,11 @@ fn with_rules(
     connect_timeout: Duration,
     timeout: Duration,
 ) -> Result<reqwest::Client, Error> {
+    // reqwest copies every request (a header map and its allocations per call) in case an
+    // HTTP/2 server refuses it unprocessed, to send it again. The hooks' loop does all the
+    // retrying, by the outcome rules, and takes such a refusal as a request not sent
+    // (`hooks::refused_unprocessed`): reqwest's retries are off.
+    let builder = builder.retry(reqwest::retry::never().max_retries_per_request(0));
     builder
         .connect_timeout(connect_timeout)
         .timeout(timeout)

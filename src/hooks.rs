@@ -501,7 +501,9 @@ fn execute<'a>(
                 Some(Err(e)) if budget_binds && e.is_timeout() && !e.is_connect() => {
                     break 'call call.out_of_budget(inner.budget, e.url()).await;
                 }
-                Some(Err(e)) if e.is_connect() => (Answer::NotConnected, None, Some(e)),
+                Some(Err(e)) if e.is_connect() || refused_unprocessed(&e) => {
+                    (Answer::NotConnected, None, Some(e))
+                }
                 Some(Err(e)) => (Answer::Lost, None, Some(e)),
             };
 
@@ -835,6 +837,29 @@ fn record_outcome(span: &tracing::Span, result: &reqwest::Result<Response>) {
             span.record("otel.status_code", "ERROR");
         }
     }
+}
+
+/// An HTTP/2 server's word that it did not process the request: a `REFUSED_STREAM`, or a
+/// graceful `GOAWAY` (RFC 9113, section 8.7). Like a connection never made, it leaves the
+/// request safe to send again, whatever its method. (reqwest would resend it itself; the
+/// clients this crate builds leave the retrying to the hooks.)
+#[cfg(feature = "http2")]
+fn refused_unprocessed(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+            let refused = h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+            let going_away = h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR);
+            return h2.is_remote() && (refused || going_away);
+        }
+        source = cause.source();
+    }
+    false
+}
+
+#[cfg(not(feature = "http2"))]
+fn refused_unprocessed(_: &reqwest::Error) -> bool {
+    false
 }
 
 /// A low-cardinality name for a transport failure, for `error.type`.

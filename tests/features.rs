@@ -292,6 +292,64 @@ mod http2 {
         (ctl.requests(), took)
     }
 
+    /// An HTTP/2 server that refuses a stream (`REFUSED_STREAM`) says it did not process the
+    /// request: even a create is sent again, once, and succeeds. The clients this crate builds
+    /// leave that retry to the hooks (reqwest's own retries are off), so a create whose stream
+    /// is refused would otherwise fail as of unknown outcome.
+    #[tokio::test]
+    async fn a_refused_stream_is_sent_again_even_for_a_create() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use std::sync::Arc;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let streams = Arc::new(AtomicUsize::new(0));
+        let seen = streams.clone();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut connection = h2::server::handshake(socket).await.unwrap();
+            while let Some(Ok((_request, mut respond))) = connection.accept().await {
+                if seen.fetch_add(1, SeqCst) == 0 {
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                    continue;
+                }
+                let head = http::Response::builder()
+                    .status(201)
+                    .header("content-type", "application/json")
+                    .body(())
+                    .unwrap();
+                let mut body = respond.send_response(head, false).unwrap();
+                body.send_data(
+                    bytes::Bytes::from_static(
+                        br#"{"id":"5e6d0000-0000-4000-8000-000000000001","name":"refused once"}"#,
+                    ),
+                    true,
+                )
+                .unwrap();
+            }
+        });
+        let base = format!("http://{addr}");
+        let c100 = comm100::Comm100::builder()
+            .urls(base.clone(), format!("{base}/api/v3"))
+            .static_token("not-a-jwt")
+            .http_client_builder(reqwest::Client::builder().http2_prior_knowledge())
+            .build()
+            .unwrap();
+        let created = c100
+            .client()
+            .create_customer_segment()
+            .body(super::common::segment("refused once"))
+            .call()
+            .await
+            .unwrap();
+        assert_eq!(created.name.as_deref(), Some("refused once"));
+        assert_eq!(
+            streams.load(SeqCst),
+            2,
+            "the refused stream, then one answered"
+        );
+    }
+
     /// 50 concurrent calls and their login: 51 requests, all HTTP/2, all on one connection.
     #[tokio::test]
     async fn fifty_concurrent_calls_share_one_http2_connection() {

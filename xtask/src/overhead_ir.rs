@@ -436,9 +436,10 @@ const STEPS: &[Step] = &[
         )],
     },
     Step {
-        name: "request copy: `Request::try_clone` per attempt, and the original dropped",
+        name: "request copy: `copy_of` (before: reqwest's `Request::try_clone`) per attempt, and the original dropped",
         sdk: &[
             (1, Incl("reqwest::async_impl::request::Request::try_clone")),
+            (1, Incl("comm100::hooks::copy_of")),
             (
                 1,
                 Edge(
@@ -450,9 +451,17 @@ const STEPS: &[Step] = &[
         raw: &[],
     },
     Step {
-        name: "budget: `timeout_at` around the attempts (timer entry, polls, drop), the future moved into it",
+        name: "budget: a timer around the call (before: `timeout_at`; now only for a client whose timeout is unknown, `Bounded`), or a request's own timeout",
         sdk: &[
             (1, Own(EXEC)),
+            (1, Own("comm100::hooks::Bounded")),
+            (
+                1,
+                Edge(
+                    EXECUTE,
+                    "reqwest::async_impl::request::Request::timeout_mut",
+                ),
+            ),
             (1, Edge(EXEC, "tokio::time::|__memcpy")),
             (
                 1,
@@ -478,9 +487,18 @@ const STEPS: &[Step] = &[
         raw: &[],
     },
     Step {
-        name: "the retry loop's own code (`execute`, with the token cache's read inlined into it)",
+        name: "the retry loop's own code (`execute`, `start`, `exec_documented`, with the token cache's read inlined)",
         sdk: &[
             (1, Own(EXECUTE)),
+            (1, Own("comm100::hooks::start")),
+            (1, Own("comm100::hooks::exec_documented")),
+            (
+                1,
+                Edge(
+                    "comm100::hooks::start",
+                    "__memcpy|tokio::time::instant::Instant::now",
+                ),
+            ),
             (
                 1,
                 Edge(EXECUTE, "__memcpy|tokio::time::instant::Instant::now"),
@@ -515,9 +533,10 @@ const STEPS: &[Step] = &[
         raw: &[],
     },
     Step {
-        name: "`decode_response`'s own code and its clone of the headers",
+        name: "`decode_response`'s (now `decode_read`'s) own code and its clone of the headers",
         sdk: &[
-            (1, Own("comm100::body::decode_response")),
+            // `decode_response`, `decode_read` and `decode`.
+            (1, Own("comm100::body::decode")),
             (
                 1,
                 Edge(
