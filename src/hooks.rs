@@ -3,7 +3,6 @@
 //! success, and error bodies normalised so that none hides its status.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -164,8 +163,8 @@ fn start<'a>(
         operation_id: info.operation_id,
         idempotent: is_idempotent(request.method()) || info.operation_id == LOGIN_OPERATION,
         max_body: inner.max_body,
+        budget: inner.budget,
         documented,
-        exposure: AtomicU8::new(Outcome::NotSent as u8),
     };
     execute(client.client(), inner, request, call, deadline)
 }
@@ -250,18 +249,13 @@ struct Call {
     idempotent: bool,
     /// The largest success body read.
     max_body: usize,
+    /// The time budget of the whole call.
+    budget: Duration,
     /// The operation's documented success: its status and whether it has a body.
     documented: Option<(u16, bool)>,
-    /// The worst [`Outcome`] so far, as a `u8`: what the call has done if its budget runs out
-    /// now. Written by the loop, read when the budget runs out.
-    exposure: AtomicU8,
 }
 
 impl Call {
-    fn expose(&self, outcome: Outcome) {
-        self.exposure.store(outcome as u8, Ordering::Relaxed);
-    }
-
     /// A failure without an answer to hand over: a `reqwest::Error` when sending again may
     /// succeed without doing anything twice, otherwise a deferred error (see [`Deferred`]).
     /// The URL is named when the failure knows it; no URL is copied for a call that succeeds.
@@ -284,13 +278,13 @@ impl Call {
         Ok(deferred(url, error))
     }
 
-    /// The time budget ran out: the failure, with what the call has done so far.
+    /// The time budget ran out: the failure, with `outcome`, what the call has done so far.
     async fn out_of_budget(
         &self,
-        budget: Duration,
+        outcome: Outcome,
         url: Option<&Url>,
     ) -> reqwest::Result<Response> {
-        let outcome = Outcome::from_u8(self.exposure.load(Ordering::Relaxed));
+        let budget = self.budget;
         tracing::warn!(
             comm100.operation_id = self.operation_id,
             budget_ms = budget.as_millis() as u64,
@@ -346,8 +340,7 @@ fn execute<'a>(
         let operation_id = call.operation_id;
         let policy = &inner.retry;
         let mut timer = Timer {
-            deadline,
-            needed: inner.attempt_timeout == AttemptTimeout::Unknown,
+            deadline: (inner.attempt_timeout == AttemptTimeout::Unknown).then_some(deadline),
             sleep: None,
         };
         let mut refreshed = false;
@@ -370,7 +363,7 @@ fn execute<'a>(
                         None => {
                             match Box::pin(tokio::time::timeout_at(deadline, cache.get())).await {
                                 Ok(got) => got,
-                                Err(_) => break 'call call.out_of_budget(inner.budget, None).await,
+                                Err(_) => break 'call call.out_of_budget(settled, None).await,
                             }
                         }
                     };
@@ -410,7 +403,7 @@ fn execute<'a>(
             {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 if left.is_zero() {
-                    break 'call call.out_of_budget(inner.budget, None).await;
+                    break 'call call.out_of_budget(settled, None).await;
                 }
                 budget_binds = left < timeout;
                 if budget_binds || matches!(inner.attempt_timeout, AttemptTimeout::Stated(_)) {
@@ -452,7 +445,9 @@ fn execute<'a>(
                 (client.execute(this), span, resendable)
             };
             sent += 1;
-            call.expose(settled.max(Outcome::Unknown));
+            // What the call may have done if the budget runs out from here on.
+            let sending_exposure = settled.max(Outcome::Unknown);
+            let reading_exposure = settled.max(Outcome::Performed);
             // No span work when no subscriber wants the span.
             let sending = match span.is_disabled() {
                 true => bounded!(timer, pending),
@@ -468,12 +463,11 @@ fn execute<'a>(
             // What happened. A 2xx body is read here, so that its failure is an answer like any
             // other and the budget covers it.
             let (answer, mut response, failure) = match sending {
-                None => break 'call call.out_of_budget(inner.budget, None).await,
+                None => break 'call call.out_of_budget(sending_exposure, None).await,
                 Some(Ok(response)) if response.status().is_success() => {
-                    call.expose(settled.max(Outcome::Performed));
                     let reading = bounded!(timer, read_success(response, call));
                     let Some(read) = reading else {
-                        break 'call call.out_of_budget(inner.budget, None).await;
+                        break 'call call.out_of_budget(reading_exposure, None).await;
                     };
                     match read {
                         // A success ends the call whatever else holds (the first rule of
@@ -490,7 +484,7 @@ fn execute<'a>(
                             (Answer::BrokenSuccess { too_large: true }, None, None)
                         }
                         Err(ReadError::Transport(e)) if budget_binds && e.is_timeout() => {
-                            break 'call call.out_of_budget(inner.budget, e.url()).await;
+                            break 'call call.out_of_budget(reading_exposure, e.url()).await;
                         }
                         Err(ReadError::Transport(e)) => {
                             (Answer::BrokenSuccess { too_large: false }, None, Some(e))
@@ -499,7 +493,7 @@ fn execute<'a>(
                 }
                 Some(Ok(response)) => (Answer::Status(response.status()), Some(response), None),
                 Some(Err(e)) if budget_binds && e.is_timeout() && !e.is_connect() => {
-                    break 'call call.out_of_budget(inner.budget, e.url()).await;
+                    break 'call call.out_of_budget(sending_exposure, e.url()).await;
                 }
                 Some(Err(e)) if e.is_connect() || refused_unprocessed(&e) => {
                     (Answer::NotConnected, None, Some(e))
@@ -545,7 +539,6 @@ fn execute<'a>(
                 earlier_unknown,
             });
             settled = settled.max(answer.outcome());
-            call.expose(settled);
             earlier_unknown |= answer.outcome() == Outcome::Unknown;
 
             match step {
@@ -613,7 +606,7 @@ fn execute<'a>(
                     );
                     break 'call match ending {
                         Some(result) => result,
-                        None => call.out_of_budget(inner.budget, None).await,
+                        None => call.out_of_budget(settled, None).await,
                     };
                 }
             }
@@ -627,18 +620,15 @@ fn execute<'a>(
 /// call, armed at the first wait. With the timeout known, no timer is made: each attempt
 /// carries its own timeout.
 struct Timer {
-    deadline: tokio::time::Instant,
-    needed: bool,
+    /// The call's deadline, when it needs a timer.
+    deadline: Option<tokio::time::Instant>,
     sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Timer {
     /// The timer's sleep, armed on first use; `None` when the call needs no timer.
     fn sleep(&mut self) -> Option<&mut std::pin::Pin<Box<tokio::time::Sleep>>> {
-        if !self.needed {
-            return None;
-        }
-        let deadline = self.deadline;
+        let deadline = self.deadline?;
         Some(
             self.sleep
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline))),
@@ -904,7 +894,7 @@ async fn read_success(
         .unwrap_or(sent);
     let wants_body = documented.is_none_or(|(_, has_body)| has_body);
     if !wants_body {
-        // Nothing is documented, so nothing is read: the connection drops what was sent.
+        // No body is documented, so none is read: the connection drops what was sent.
         return Ok(match status == sent {
             true => (response, None),
             false => (rebuilt(status, &mut response, bytes::Bytes::new()), None),

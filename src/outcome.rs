@@ -65,15 +65,6 @@ impl Outcome {
             }
         }
     }
-
-    pub(crate) fn from_u8(value: u8) -> Self {
-        match value {
-            0 => Outcome::NotSent,
-            1 => Outcome::Refused,
-            2 => Outcome::Unknown,
-            _ => Outcome::Performed,
-        }
-    }
 }
 
 impl std::fmt::Display for Outcome {
