@@ -372,30 +372,21 @@ fn uuid_paths(mut text: String, spec: &OpenAPI) -> String {
     use openapiv3::{
         Parameter, ParameterSchemaOrContent, SchemaKind, Type, VariantOrUnknownOrEmpty,
     };
-    let mut names = std::collections::BTreeSet::new();
-    let mut add = |p: &ReferenceOr<Parameter>| {
-        let ReferenceOr::Item(Parameter::Path { parameter_data, .. }) = p else {
-            return;
-        };
-        let ParameterSchemaOrContent::Schema(ReferenceOr::Item(schema)) = &parameter_data.format
-        else {
-            return;
-        };
-        let uuid = matches!(&schema.schema_kind, SchemaKind::Type(Type::String(s))
-            if matches!(&s.format, VariantOrUnknownOrEmpty::Unknown(f) if f == "uuid"));
-        if uuid {
-            names.insert(parameter_data.name.clone());
-        }
-    };
-    for item in spec.paths.paths.values() {
-        let ReferenceOr::Item(item) = item else {
-            continue;
-        };
-        item.parameters.iter().for_each(&mut add);
-        for (_, op) in item.iter() {
-            op.parameters.iter().for_each(&mut add);
-        }
-    }
+    let names: std::collections::BTreeSet<&str> = types::parameters(spec)
+        .filter_map(|p| {
+            let Parameter::Path { parameter_data, .. } = p else {
+                return None;
+            };
+            let ParameterSchemaOrContent::Schema(ReferenceOr::Item(schema)) =
+                &parameter_data.format
+            else {
+                return None;
+            };
+            let uuid = matches!(&schema.schema_kind, SchemaKind::Type(Type::String(s))
+                if matches!(&s.format, VariantOrUnknownOrEmpty::Unknown(f) if f == "uuid"));
+            uuid.then_some(parameter_data.name.as_str())
+        })
+        .collect();
     for name in names {
         let ident = name.replace('-', "_");
         text = text.replace(&format!("encode_path (& {ident} . to_string ())"), &ident);

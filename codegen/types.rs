@@ -141,23 +141,32 @@ fn field_names(surface: &Surface) -> Result<BTreeMap<String, String>, String> {
 
 /// Each parameter's name in the spec, by the name progenitor gives its setter.
 fn param_names(spec: &OpenAPI) -> BTreeMap<String, String> {
-    let mut names = BTreeMap::new();
-    let mut add = |p: &ReferenceOr<openapiv3::Parameter>| {
-        if let ReferenceOr::Item(p) = p {
+    parameters(spec)
+        .map(|p| {
             let name = &p.parameter_data_ref().name;
-            names.insert(snake(name), name.clone());
-        }
-    };
-    for item in spec.paths.paths.values() {
-        let ReferenceOr::Item(item) = item else {
-            continue;
-        };
-        item.parameters.iter().for_each(&mut add);
-        for (_, op) in item.iter() {
-            op.parameters.iter().for_each(&mut add);
-        }
-    }
-    names
+            (snake(name), name.clone())
+        })
+        .collect()
+}
+
+/// Every parameter the spec declares inline, on a path or on an operation.
+pub fn parameters(spec: &OpenAPI) -> impl Iterator<Item = &openapiv3::Parameter> {
+    spec.paths
+        .paths
+        .values()
+        .filter_map(|item| match item {
+            ReferenceOr::Item(item) => Some(item),
+            ReferenceOr::Reference { .. } => None,
+        })
+        .flat_map(|item| {
+            item.parameters
+                .iter()
+                .chain(item.iter().flat_map(|(_, op)| op.parameters.iter()))
+        })
+        .filter_map(|p| match p {
+            ReferenceOr::Item(p) => Some(p),
+            ReferenceOr::Reference { .. } => None,
+        })
 }
 
 /// `siteId` → `site_id`, as progenitor names a setter.
