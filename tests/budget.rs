@@ -116,11 +116,7 @@ async fn a_429_pauses_every_client_sharing_the_budget_and_a_wait_that_does_not_f
 async fn the_daily_limit_breaker_sends_nothing_while_tripped() {
     let sb = Sandbox::start().await.unwrap();
     let ctl = sb.controls();
-    let breaker = DailyLimitBreaker::new();
-    let c100 = common::client_for(&sb)
-        .daily_limit_breaker(breaker.clone())
-        .build()
-        .unwrap();
+    let (c100, breaker) = with_breaker(&sb, DailyLimitBreaker::new());
     c100.login().await.unwrap();
     ctl.set_daily_limit(Some(1));
     c100.client().list_customer_segments().call().await.unwrap();
@@ -157,11 +153,7 @@ async fn a_probe_finds_the_limit_lifted_and_the_breaker_closes() {
     let sb = Sandbox::start().await.unwrap();
     let ctl = sb.controls();
     // Every call may probe: the test does not wait the default five minutes.
-    let breaker = DailyLimitBreaker::new().probe_every(Duration::ZERO);
-    let c100 = common::client_for(&sb)
-        .daily_limit_breaker(breaker.clone())
-        .build()
-        .unwrap();
+    let (c100, breaker) = with_breaker(&sb, DailyLimitBreaker::new().probe_every(Duration::ZERO));
     c100.login().await.unwrap();
     ctl.set_daily_limit(Some(0));
     assert!(c100
@@ -181,11 +173,7 @@ async fn a_probe_finds_the_limit_lifted_and_the_breaker_closes() {
 async fn a_permission_403_does_not_trip_the_breaker() {
     let sb = Sandbox::start().await.unwrap();
     let ctl = sb.controls();
-    let breaker = DailyLimitBreaker::new();
-    let c100 = common::client_for(&sb)
-        .daily_limit_breaker(breaker.clone())
-        .build()
-        .unwrap();
+    let (c100, breaker) = with_breaker(&sb, DailyLimitBreaker::new());
     ctl.fail_next(1, Fault::Status(403), Some(Route::List));
     let err = c100
         .client()
@@ -288,4 +276,13 @@ async fn list_that_hangs(c100: &Comm100, ctl: &comm100_sandbox::Controls) -> Api
         .call()
         .await
         .unwrap_err()
+}
+
+/// A client of the sandbox with `breaker`, and the breaker, to look at.
+fn with_breaker(sb: &Sandbox, breaker: DailyLimitBreaker) -> (Comm100, DailyLimitBreaker) {
+    let c100 = common::client_for(sb)
+        .daily_limit_breaker(breaker.clone())
+        .build()
+        .unwrap();
+    (c100, breaker)
 }
