@@ -248,8 +248,8 @@ impl TokenCache {
 /// A refresh ready to start: the task's guard, built under the lock, spawned after it.
 struct Start {
     tx: watch::Sender<Outcome>,
-    rx: watch::Receiver<Outcome>,
-    turns: Arc<tokio::sync::Semaphore>,
+    /// What the caller that starts it waits on, as the other waiters do.
+    inflight: Inflight,
     forced: bool,
 }
 
@@ -264,13 +264,13 @@ struct Inflight {
 }
 
 impl Start {
-    /// Spawns the refresh task; returns the channel its result will arrive on. Called without
-    /// the lock.
+    /// Spawns the refresh task; returns what its result will arrive on. Called without the
+    /// lock.
     fn spawn(self, shared: &Arc<Shared>) -> Inflight {
         let completion = Completion {
             shared: shared.clone(),
             tx: self.tx,
-            turns: self.turns.clone(),
+            turns: self.inflight.turns.clone(),
             forced: self.forced,
             result: None,
         };
@@ -278,10 +278,7 @@ impl Start {
         // A runtime that is shutting down drops the task at once; its guard then records a
         // failure, taking the lock, which is free.
         drop(tokio::spawn(completion.run()));
-        Inflight {
-            rx: self.rx,
-            turns: self.turns,
-        }
+        self.inflight
     }
 }
 
@@ -298,16 +295,15 @@ impl Shared {
             return Err(Error::NoRuntime);
         }
         let (tx, rx) = watch::channel(None);
-        let turns = Arc::new(tokio::sync::Semaphore::new(0));
-        state.inflight = Some(Inflight {
-            rx: rx.clone(),
-            turns: turns.clone(),
-        });
+        let inflight = Inflight {
+            rx,
+            turns: Arc::new(tokio::sync::Semaphore::new(0)),
+        };
+        state.inflight = Some(inflight.clone());
         let forced = std::mem::take(&mut state.force_next);
         Ok(Start {
             tx,
-            rx,
-            turns,
+            inflight,
             forced,
         })
     }
