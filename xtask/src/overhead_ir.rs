@@ -298,8 +298,8 @@ use Term::{Edge, Incl, Own};
 /// The callers in which the generated `send` and the bench's own code are compiled.
 const CALLER: &str = "overhead::Bench::once::{{closure}}";
 const EXECUTE: &str = "comm100::hooks::execute::{{closure}}";
-const EXEC: &str =
-    "ClientHooks<comm100::hooks::Inner> for comm100::generated::Client>::exec::{{closure}}";
+/// Where the loop's future is made, its deadline and bookkeeping set up.
+const START: &str = "comm100::hooks::start";
 const INSTRUMENTED_POLL: &str =
     "<tracing::instrument::Instrumented<T> as core::future::future::Future>::poll";
 const INSTRUMENTED_DROP: &str = "Drop for tracing::instrument::Instrumented<T>>::drop";
@@ -409,17 +409,11 @@ const STEPS: &[Step] = &[
                     "ClientHooks<comm100::hooks::Inner> for comm100::generated::Client>::pre::{{closure}}",
                 ),
             ),
-            (-1, Incl("comm100::hooks::check_segment_body")),
         ],
         raw: &[(
             1,
             Incl("reqwest::async_impl::request::RequestBuilder::header"),
         )],
-    },
-    Step {
-        name: "`check_segment_body` (create and update only)",
-        sdk: &[(1, Incl("comm100::hooks::check_segment_body"))],
-        raw: &[],
     },
     Step {
         name: "auth: the origin check, the cached `Authorization` value inserted (raw: `bearer_auth`)",
@@ -451,9 +445,8 @@ const STEPS: &[Step] = &[
         raw: &[],
     },
     Step {
-        name: "budget: a timer around the call (before: `timeout_at`; now only for a client whose timeout is unknown, `Bounded`), or a request's own timeout",
+        name: "budget: the timer of a call whose client's timeout is unknown (`Bounded`), or a request's own timeout",
         sdk: &[
-            (1, Own(EXEC)),
             (1, Own("comm100::hooks::Bounded")),
             (
                 1,
@@ -461,11 +454,6 @@ const STEPS: &[Step] = &[
                     EXECUTE,
                     "reqwest::async_impl::request::Request::timeout_mut",
                 ),
-            ),
-            (1, Edge(EXEC, "tokio::time::|__memcpy")),
-            (
-                1,
-                Incl("core::ptr::drop_in_place<tokio::time::timeout::Timeout"),
             ),
         ],
         raw: &[],
@@ -490,14 +478,11 @@ const STEPS: &[Step] = &[
         name: "the retry loop's own code (`execute`, `start`, `exec_documented`, with the token cache's read inlined)",
         sdk: &[
             (1, Own(EXECUTE)),
-            (1, Own("comm100::hooks::start")),
+            (1, Own(START)),
             (1, Own("comm100::hooks::exec_documented")),
             (
                 1,
-                Edge(
-                    "comm100::hooks::start",
-                    "__memcpy|tokio::time::instant::Instant::now",
-                ),
+                Edge(START, "__memcpy|tokio::time::instant::Instant::now"),
             ),
             (
                 1,
@@ -625,7 +610,7 @@ fn attribute_one(operation: &str, sdk: &Sides, raw: &Sides) -> String {
             "-- {label}: what the call's code calls, inclusive, per call (for new steps)"
         )
         .unwrap();
-        for caller in [CALLER, EXEC, EXECUTE] {
+        for caller in [CALLER, START, EXECUTE] {
             let mut callees: Vec<(f64, &str)> = side
                 .long
                 .calls
