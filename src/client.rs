@@ -357,7 +357,8 @@ impl Comm100Builder {
     /// A `reqwest::ClientBuilder` of your own (a proxy, a custom CA, a client certificate, a
     /// connection pool setting), to which this crate adds its rules before building it: the
     /// timeouts ([`Self::timeout`], [`Self::connect_timeout`]), redirects only within one
-    /// origin, and no retries of reqwest's own (this crate retries). The client it builds carries every request, the login included.
+    /// origin, and no retries of reqwest's own (this crate retries). The client it builds
+    /// carries every request, the login included.
     ///
     /// ```
     /// let proxied = reqwest::Client::builder().pool_max_idle_per_host(4);
